@@ -65,6 +65,7 @@ var commands = []*command{
 	{name: "models", args: "[--storage URL]", summary: "list the models in the storage service"},
 	{name: "status", args: "[--json]", summary: "show the running stack's topology and health"},
 	{name: "version", args: "", summary: "print the llmo version"},
+	{name: "healthcheck", args: "URL", summary: "exit 0 when URL answers 200 (container health checks)"},
 }
 
 // Register installs the implementation of a command from the table.
