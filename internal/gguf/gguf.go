@@ -37,7 +37,7 @@ const (
 	maxStringLen = 1 << 30
 	maxDims      = 4 // GGML_MAX_DIMS
 	maxDepth     = 8 // nesting of arrays inside arrays
-	maxAlignment = 1 << 24
+	maxAlignment = 1 << 20
 )
 
 // ErrFormat is wrapped by every error about a malformed or unsupported file.
@@ -663,7 +663,7 @@ func (r *reader) tensorInfo(alignment int) (*Tensor, int, error) {
 	}
 	row, err := typ.RowBytes(dims[0])
 	if err != nil {
-		return nil, 0, fmt.Errorf("tensor %q: %w", name, err)
+		return nil, 0, formatErr("tensor %q: %v", name, err)
 	}
 	size := uint64(row)
 	for _, d := range dims[1:] {
