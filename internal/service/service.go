@@ -101,7 +101,13 @@ func New(name string, c Common, log *slog.Logger, reg *prometheus.Registry) *Ser
 	s.Mux.HandleFunc("GET /health", s.serveHealth)
 	s.Mux.HandleFunc("GET /ready", s.serveReady)
 	s.Mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	s.handler = s.wrap(s.Mux)
+	var h http.Handler = s.Mux
+	if c.OTLPEndpoint != "" {
+		// Inside wrap so the span sees the request id and, after the mux
+		// has routed, takes the route template as its name.
+		h = telemetry.TraceHandler(h, name)
+	}
+	s.handler = s.wrap(h)
 	return s
 }
 
@@ -166,6 +172,18 @@ func (s *Server) ListenAndServe(ctx context.Context, port int) error {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	addr := ln.Addr().String()
 	s.boundAddr.Store(&addr)
+	if s.common.OTLPEndpoint != "" {
+		shutdown, err := telemetry.SetupTracing(ctx, s.common.OTLPEndpoint, "llmo-"+s.Name)
+		if err != nil {
+			s.Log.Warn("tracing disabled", "err", err)
+		} else {
+			defer func() {
+				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_ = shutdown(sctx) // flush buffered spans
+			}()
+		}
+	}
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: s.common.ReadHeaderTimeout,
