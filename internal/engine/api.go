@@ -34,12 +34,12 @@ type Info struct {
 
 // Sampling selects the next token from the logits.
 type Sampling struct {
-	Temperature                                           float64 // 0 = greedy
-	TopK                                                  int
-	TopP, MinP                                            float64
+	Temperature                                          float64 // 0 = greedy
+	TopK                                                 int
+	TopP, MinP                                           float64
 	RepetitionPenalty, PresencePenalty, FrequencyPenalty float64
-	Seed                                                  int64
-	HasSeed                                               bool
+	Seed                                                 int64
+	HasSeed                                              bool
 }
 
 // Request is one sequence to generate.

@@ -1,0 +1,53 @@
+package tensor
+
+// The plain-Go twins of the SIMD kernels. Each SIMD kernel is tested
+// against its twin; on builds without SIMD these are the kernels.
+
+// dotF32Go is Σ a[i]*b[i].
+func dotF32Go(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// axpyGo is y[i] += a*x[i].
+func axpyGo(a float32, x, y []float32) {
+	y = y[:len(x)]
+	for i, v := range x {
+		y[i] += a * v
+	}
+}
+
+// dotQ8Go is Σ_b wd[b]*xd[b]*Σ_i wq[32b+i]*xq[32b+i] over len(wd) blocks.
+func dotQ8Go(wd []float32, wq []int8, xd []float32, xq []int8) float32 {
+	xd = xd[:len(wd)]
+	wq = wq[:len(wd)*QK]
+	xq = xq[:len(wd)*QK]
+	var sum float32
+	for b := range wd {
+		w := wq[b*QK : b*QK+QK]
+		x := xq[b*QK : b*QK+QK]
+		var s int32
+		for i := range QK {
+			s += int32(w[i]) * int32(x[i])
+		}
+		sum += float32(s) * (wd[b] * xd[b])
+	}
+	return sum
+}
+
+// Dot is Σ a[i]*b[i] (len(b) >= len(a)).
+func Dot(a, b []float32) float32 { return dotF32(a, b) }
+
+// Axpy is y[i] += a*x[i] (len(y) >= len(x)).
+func Axpy(a float32, x, y []float32) { axpy(a, x, y) }

@@ -1,0 +1,134 @@
+package tensor
+
+// Input is a batch of T activation vectors of Cols values (row-major in X),
+// prepared once for every matrix that reads it: quantized to Q8_0 for Q8
+// weights and rounded to float16 for HalfInput weights. Its buffers are
+// allocated once, for the largest batch, and reused.
+type Input struct {
+	T, Cols int
+	X       []float32
+	q       Q8Blocks
+	half    []float32
+	hasQ    bool
+	hasHalf bool
+}
+
+// NewInput allocates an Input for up to maxT vectors of cols values.
+func NewInput(maxT, cols int) *Input {
+	in := &Input{Cols: cols, X: make([]float32, maxT*cols)}
+	if cols%QK == 0 {
+		in.q = Q8Blocks{D: make([]float32, maxT*cols/QK), Qs: make([]int8, maxT*cols)}
+	}
+	in.half = make([]float32, maxT*cols)
+	return in
+}
+
+// Set marks the first t vectors of X as the current batch and drops the
+// derived forms; call it after writing X.
+func (in *Input) Set(t int) {
+	in.T = t
+	in.hasQ, in.hasHalf = false, false
+}
+
+func (in *Input) prepare(m *Matrix) {
+	switch {
+	case m.Kind == Q8 && !in.hasQ:
+		QuantizeQ8(in.q, in.X[:in.T*in.Cols])
+		in.hasQ = true
+	case m.Kind == F32 && m.HalfInput && !in.hasHalf:
+		copy(in.half, in.X[:in.T*in.Cols])
+		RoundF16(in.half[:in.T*in.Cols])
+		in.hasHalf = true
+	}
+}
+
+// Job is one product Out[t*W.Rows+r] = W[r]·In[t] (+ Bias[r]).
+type Job struct {
+	W    *Matrix
+	In   *Input
+	Out  []float32
+	Bias []float32
+	// OutStride is the distance between output vectors (0 = W.Rows).
+	OutStride int
+}
+
+// MatMul runs jobs together, splitting all their rows across the pool: one
+// wake-up of the workers for, say, the Q, K and V projections. It allocates
+// nothing; pass a slice that lives as long as the caller.
+type MatMul struct {
+	Jobs  []Job
+	total int
+}
+
+// Compute runs the jobs on p.
+func (mm *MatMul) Compute(p *Pool) {
+	mm.total = 0
+	work := 0
+	for i := range mm.Jobs {
+		j := &mm.Jobs[i]
+		j.In.prepare(j.W)
+		mm.total += j.W.Rows
+		work += j.W.Rows * j.W.Cols * j.In.T
+	}
+	if work < 1<<15 {
+		p.DoSerial(mm)
+		return
+	}
+	p.Do(mm)
+}
+
+// Run implements Task: part i computes its share of the concatenated rows.
+func (mm *MatMul) Run(part, parts int) {
+	lo, hi := split(mm.total, part, parts, 4)
+	base := 0
+	for i := range mm.Jobs {
+		j := &mm.Jobs[i]
+		r0, r1 := max(lo-base, 0), min(hi-base, j.W.Rows)
+		if r0 < r1 {
+			j.rows(r0, r1)
+		}
+		base += j.W.Rows
+		if base >= hi {
+			break
+		}
+	}
+}
+
+func (j *Job) rows(r0, r1 int) {
+	w, in := j.W, j.In
+	stride := j.OutStride
+	if stride == 0 {
+		stride = w.Rows
+	}
+	cols := w.Cols
+	switch w.Kind {
+	case Q8:
+		nb := cols / QK
+		for r := r0; r < r1; r++ {
+			wd := w.Q8.D[r*nb : (r+1)*nb]
+			wq := w.Q8.Qs[r*cols : (r+1)*cols]
+			var bias float32
+			if j.Bias != nil {
+				bias = j.Bias[r]
+			}
+			for t := range in.T {
+				j.Out[t*stride+r] = dotQ8(wd, wq, in.q.D[t*nb:(t+1)*nb], in.q.Qs[t*cols:(t+1)*cols]) + bias
+			}
+		}
+	case F32:
+		x := in.X
+		if w.HalfInput {
+			x = in.half
+		}
+		for r := r0; r < r1; r++ {
+			wr := w.F32[r*cols : (r+1)*cols]
+			var bias float32
+			if j.Bias != nil {
+				bias = j.Bias[r]
+			}
+			for t := range in.T {
+				j.Out[t*stride+r] = dotF32(wr, x[t*cols:(t+1)*cols]) + bias
+			}
+		}
+	}
+}

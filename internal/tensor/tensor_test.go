@@ -1,0 +1,189 @@
+package tensor
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func randVec(r *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(r.NormFloat64())
+	}
+	return v
+}
+
+func TestHalfRoundTrip(t *testing.T) {
+	tests := []struct {
+		in   float32
+		want uint16
+	}{
+		{0, 0}, {1, 0x3c00}, {-2, 0xc000}, {65504, 0x7bff}, {1e6, 0x7c00},
+		{5.960464477539063e-08, 0x0001},                 // smallest subnormal
+		{2.9802322387695312e-08, 0},                     // tie between 0 and the smallest subnormal -> even
+		{1.0009765625, 0x3c01}, {1.00048828125, 0x3c00}, // tie -> even
+		{float32(math.Inf(-1)), 0xfc00},
+	}
+	for _, tt := range tests {
+		if got := F32ToF16(tt.in); got != tt.want {
+			t.Errorf("F32ToF16(%g) = %#04x, want %#04x", tt.in, got, tt.want)
+		}
+	}
+	for h := range 1 << 16 {
+		if e := h >> 10 & 0x1f; e == 0x1f {
+			continue
+		}
+		f := F16ToF32(uint16(h))
+		if got := F32ToF16(f); got != uint16(h) {
+			t.Fatalf("round trip of %#04x (%g) = %#04x", h, f, got)
+		}
+	}
+	if got := BF16ToF32(F32ToBF16(1.5)); got != 1.5 {
+		t.Errorf("bf16 1.5 -> %g", got)
+	}
+}
+
+// Each SIMD kernel against its Go twin, over lengths that exercise the
+// unrolled body and the tails.
+func TestKernelsMatchTwins(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{1, 7, 8, 31, 32, 33, 48, 64, 100, 288, 768, 2048} {
+		a, b := randVec(r, n), randVec(r, n)
+		got, want := dotF32(a, b), dotF32Go(a, b)
+		if d := math.Abs(float64(got - want)); d > 1e-4*math.Sqrt(float64(n)) {
+			t.Errorf("dotF32 n=%d: %g, twin %g", n, got, want)
+		}
+		y1, y2 := randVec(r, n), make([]float32, n)
+		copy(y2, y1)
+		axpy(0.37, a, y1)
+		axpyGo(0.37, a, y2)
+		for i := range y1 {
+			if math.Abs(float64(y1[i]-y2[i])) > 1e-5 {
+				t.Fatalf("axpy n=%d i=%d: %g, twin %g", n, i, y1[i], y2[i])
+			}
+		}
+	}
+	for _, nb := range []int{1, 2, 3, 9, 24, 64} {
+		n := nb * QK
+		w, x := Q8Blocks{make([]float32, nb), make([]int8, n)}, Q8Blocks{make([]float32, nb), make([]int8, n)}
+		QuantizeQ8(w, randVec(r, n))
+		QuantizeQ8(x, randVec(r, n))
+		w.Qs[0], w.Qs[1] = -128, -128 // weights may hold -128; activations never do
+		got, want := dotQ8(w.D, w.Qs, x.D, x.Qs), dotQ8Go(w.D, w.Qs, x.D, x.Qs)
+		if d := math.Abs(float64(got - want)); d > 1e-4*math.Abs(float64(want))+1e-4 {
+			t.Errorf("dotQ8 blocks=%d: %g, twin %g", nb, got, want)
+		}
+	}
+}
+
+func TestQuantizeQ8(t *testing.T) {
+	x := make([]float32, 64)
+	for i := range x {
+		x[i] = float32(i-20) / 8
+	}
+	q := Q8Blocks{make([]float32, 2), make([]int8, 64)}
+	QuantizeQ8(q, x)
+	// Block 0 spans -2.5..1.375: amax 2.5, so -2.5 -> -127.
+	if q.Qs[0] != -127 || q.D[0] != F16ToF32(F32ToF16(2.5/127)) {
+		t.Errorf("block 0: q[0]=%d d=%g", q.Qs[0], q.D[0])
+	}
+	back := make([]float32, 64)
+	DequantizeQ8(back, q.D, q.Qs)
+	for i := range x {
+		if math.Abs(float64(back[i]-x[i])) > float64(q.D[i/QK]) {
+			t.Errorf("x[%d]=%g dequantized to %g", i, x[i], back[i])
+		}
+	}
+	// The GGUF block layout parses to the same blocks.
+	raw := make([]byte, 0, 68)
+	for b := range 2 {
+		h := F32ToF16(q.D[b])
+		raw = append(raw, byte(h), byte(h>>8))
+		for _, v := range q.Qs[b*QK : b*QK+QK] {
+			raw = append(raw, byte(v))
+		}
+	}
+	p := Q8Blocks{make([]float32, 2), make([]int8, 64)}
+	ParseQ8_0(p, raw)
+	for i := range p.Qs {
+		if p.Qs[i] != q.Qs[i] {
+			t.Fatalf("parsed quant %d = %d, want %d", i, p.Qs[i], q.Qs[i])
+		}
+	}
+}
+
+// MatMul over a pool gives the serial products, for F32 and Q8 weights, in
+// one combined dispatch with bias and output stride.
+func TestMatMulPool(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	const rows, cols, T = 130, 96, 5
+	w := NewF32(rows, cols, randVec(r, rows*cols))
+	wq, err := QuantizeMatrix(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := NewInput(8, cols)
+	copy(in.X, randVec(r, T*cols))
+	in.Set(T)
+	bias := randVec(r, rows)
+	for _, threads := range []int{1, 2, 3} {
+		p := NewPool(threads)
+		outF, outQ := make([]float32, T*rows), make([]float32, T*(rows+3))
+		mm := MatMul{Jobs: []Job{{W: w, In: in, Out: outF, Bias: bias}, {W: wq, In: in, Out: outQ, OutStride: rows + 3}}}
+		mm.Compute(p)
+		for tt := range T {
+			for rr := range rows {
+				want := dotF32Go(w.F32[rr*cols:(rr+1)*cols], in.X[tt*cols:(tt+1)*cols]) + bias[rr]
+				if d := math.Abs(float64(outF[tt*rows+rr] - want)); d > 1e-3 {
+					t.Fatalf("threads=%d F32 [%d,%d] = %g, want %g", threads, tt, rr, outF[tt*rows+rr], want)
+				}
+				// Q8 products stay near the float ones: the quantization error
+				// of both operands, about 1% of the magnitudes here.
+				if d := math.Abs(float64(outQ[tt*(rows+3)+rr] - (want - bias[rr]))); d > 0.5 {
+					t.Fatalf("threads=%d Q8 [%d,%d] = %g, float %g", threads, tt, rr, outQ[tt*(rows+3)+rr], want-bias[rr])
+				}
+			}
+		}
+		p.Close()
+	}
+}
+
+func TestSplit(t *testing.T) {
+	for _, total := range []int{0, 1, 5, 64, 1001} {
+		for parts := 1; parts <= 5; parts++ {
+			next := 0
+			for i := range parts {
+				lo, hi := split(total, i, parts, 4)
+				if lo != next || hi < lo {
+					t.Fatalf("split(%d,%d,%d) = %d,%d after %d", total, i, parts, lo, hi, next)
+				}
+				next = hi
+			}
+			if next != total {
+				t.Fatalf("split(%d, parts %d) covers %d", total, parts, next)
+			}
+		}
+	}
+}
+
+func BenchmarkDotQ8(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	const n = 768
+	w, x := Q8Blocks{make([]float32, n/QK), make([]int8, n)}, Q8Blocks{make([]float32, n/QK), make([]int8, n)}
+	QuantizeQ8(w, randVec(r, n))
+	QuantizeQ8(x, randVec(r, n))
+	b.SetBytes(n + n/QK*4)
+	for b.Loop() {
+		dotQ8(w.D, w.Qs, x.D, x.Qs)
+	}
+}
+
+func BenchmarkDotF32(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	a, c := randVec(r, 768), randVec(r, 768)
+	b.SetBytes(768 * 4)
+	for b.Loop() {
+		dotF32(a, c)
+	}
+}
