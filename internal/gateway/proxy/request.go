@@ -1,0 +1,212 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+
+	"github.com/llmo/llmo/api"
+	"github.com/llmo/llmo/internal/errs"
+	"github.com/llmo/llmo/internal/service"
+)
+
+// Kind is the API a request is for.
+type Kind int
+
+// The proxied APIs.
+const (
+	Chat Kind = iota
+	Completion
+	Embedding
+)
+
+// Path is the upstream path of k.
+func (k Kind) Path() string {
+	switch k {
+	case Completion:
+		return "/v1/completions"
+	case Embedding:
+		return "/v1/embeddings"
+	}
+	return "/v1/chat/completions"
+}
+
+// KindOf maps a request path to its Kind.
+func KindOf(path string) (Kind, bool) {
+	switch path {
+	case "/v1/chat/completions":
+		return Chat, true
+	case "/v1/completions":
+		return Completion, true
+	case "/v1/embeddings":
+		return Embedding, true
+	}
+	return 0, false
+}
+
+// Request is a parsed client request: just the fields routing needs. The
+// body goes upstream as the client sent it, except that streamed requests
+// get stream_options.include_usage.
+type Request struct {
+	Kind         Kind
+	Body         []byte
+	Model        string
+	Stream       bool
+	IncludeUsage bool   // the client asked for the usage chunk
+	Prefix       []byte // the prompt prefix for affinity hashing (when asked for)
+}
+
+type peek struct {
+	Model         *string `json:"model"`
+	Stream        *bool   `json:"stream"`
+	StreamOptions *struct {
+		IncludeUsage *bool `json:"include_usage"`
+	} `json:"stream_options"`
+	Messages json.RawMessage `json:"messages"`
+	Prompt   json.RawMessage `json:"prompt"`
+	Input    json.RawMessage `json:"input"`
+}
+
+// Parse checks body enough to route it and returns the Request. It refuses,
+// with a 4xx naming the field, what no upstream could serve: bodies that
+// are not JSON objects, a missing model, a non-boolean stream, a missing
+// prompt. Everything else is the upstream's to judge. prefixChars > 0 fills
+// Prefix with up to that many bytes of the prompt.
+func Parse(kind Kind, body []byte, prefixChars int) (*Request, error) {
+	var p peek
+	if err := service.DecodeJSONBytes(body, &p); err != nil {
+		return nil, err
+	}
+	if p.Model == nil || *p.Model == "" {
+		return nil, errs.Param("model", "you must provide a model parameter")
+	}
+	if len(*p.Model) > 256 {
+		return nil, errs.Param("model", "model name is longer than 256 bytes")
+	}
+	r := &Request{Kind: kind, Body: body, Model: *p.Model}
+	if p.Stream != nil {
+		r.Stream = *p.Stream
+	}
+	if p.StreamOptions != nil && p.StreamOptions.IncludeUsage != nil {
+		r.IncludeUsage = *p.StreamOptions.IncludeUsage
+	}
+	if kind == Embedding && r.Stream {
+		return nil, errs.Param("stream", "embeddings cannot be streamed")
+	}
+	var field string
+	var raw json.RawMessage
+	switch kind {
+	case Chat:
+		field, raw = "messages", p.Messages
+	case Completion:
+		field, raw = "prompt", p.Prompt
+	case Embedding:
+		field, raw = "input", p.Input
+	}
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil, errs.Param(field, "you must provide %s", field)
+	}
+	if kind == Chat {
+		if raw[0] != '[' {
+			return nil, errs.Param("messages", "messages must be an array of message objects")
+		}
+		var msgs []api.Message
+		if err := json.Unmarshal(raw, &msgs); err != nil {
+			return nil, errs.Param("messages", "messages: %s", cleanJSONErr(err))
+		}
+		if len(msgs) == 0 {
+			return nil, errs.Param("messages", "messages must not be empty")
+		}
+		if prefixChars > 0 {
+			r.Prefix = chatPrefix(msgs, prefixChars)
+		}
+	} else if prefixChars > 0 && kind == Completion {
+		var pr api.Prompt
+		if err := json.Unmarshal(raw, &pr); err != nil {
+			return nil, errs.Param("prompt", "%s", cleanJSONErr(err))
+		}
+		r.Prefix = completionPrefix(pr, prefixChars)
+	}
+	return r, nil
+}
+
+func cleanJSONErr(err error) string {
+	if e := errs.As(service.JSONError(err)); e != nil {
+		return e.Message
+	}
+	return err.Error()
+}
+
+func chatPrefix(msgs []api.Message, n int) []byte {
+	b := make([]byte, 0, n)
+	for _, m := range msgs {
+		b = append(b, m.Role...)
+		b = append(b, 0)
+		b = append(b, m.Content...)
+		b = append(b, 0)
+		if len(b) >= n {
+			return b[:n]
+		}
+	}
+	return b
+}
+
+func completionPrefix(p api.Prompt, n int) []byte {
+	b := make([]byte, 0, n)
+	if len(p.Texts) > 0 {
+		b = append(b, p.Texts[0]...)
+	} else if len(p.IDs) > 0 {
+		for _, id := range p.IDs[0] {
+			b = append(b, byte(id), byte(id>>8), byte(id>>16), byte(id>>24))
+			if len(b) >= n {
+				break
+			}
+		}
+	}
+	if len(b) > n {
+		b = b[:n]
+	}
+	return b
+}
+
+// UpstreamBody is the body to send: the client's, with
+// stream_options.include_usage forced on for streams so that usage can be
+// accounted. injected reports whether the usage chunk must be stripped.
+func (r *Request) UpstreamBody() (body []byte, injected bool, err error) {
+	if !r.Stream || r.IncludeUsage || r.Kind == Embedding {
+		return r.Body, false, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		return nil, false, errs.Wrap(errs.Invalid, err, "malformed JSON")
+	}
+	so := map[string]json.RawMessage{}
+	if raw, ok := m["stream_options"]; ok && !bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		if err := json.Unmarshal(raw, &so); err != nil {
+			return nil, false, errs.Param("stream_options", "stream_options must be an object")
+		}
+	}
+	so["include_usage"] = json.RawMessage("true")
+	enc, _ := json.Marshal(so)
+	m["stream_options"] = enc
+	out, err := json.Marshal(m)
+	if err != nil {
+		return nil, false, errs.Wrap(errs.Internal, err, "re-encoding the request")
+	}
+	return out, true, nil
+}
+
+type reqKey struct{}
+
+// WithRequest returns ctx carrying a parsed request, so that layers after
+// the one that parsed it do not parse it again.
+func WithRequest(ctx context.Context, r *Request) context.Context {
+	return context.WithValue(ctx, reqKey{}, r)
+}
+
+// RequestFrom is the parsed request in ctx, or nil.
+func RequestFrom(ctx context.Context) *Request {
+	r, _ := ctx.Value(reqKey{}).(*Request)
+	return r
+}

@@ -1,0 +1,47 @@
+package proxy
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+)
+
+// traceparent returns the W3C traceparent to send upstream: the client's
+// trace id with a new span id for this hop, or a new trace when the client
+// sent none (or a malformed one).
+func traceparent(h http.Header) string {
+	in := h.Get("Traceparent")
+	var span [8]byte
+	_, _ = rand.Read(span[:])
+	if validTraceparent(in) {
+		return in[:36] + hex.EncodeToString(span[:]) + in[52:]
+	}
+	var trace [16]byte
+	_, _ = rand.Read(trace[:])
+	return "00-" + hex.EncodeToString(trace[:]) + "-" + hex.EncodeToString(span[:]) + "-01"
+}
+
+// validTraceparent checks version 00's shape: 00-<32 hex>-<16 hex>-<2 hex>.
+func validTraceparent(s string) bool {
+	if len(s) != 55 || s[:3] != "00-" || s[35] != '-' || s[52] != '-' {
+		return false
+	}
+	zeroTrace, zeroSpan := true, true
+	for i := 3; i < 55; i++ {
+		if i == 35 || i == 52 {
+			continue
+		}
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+		if c != '0' {
+			if i < 35 {
+				zeroTrace = false
+			} else if i < 52 {
+				zeroSpan = false
+			}
+		}
+	}
+	return !zeroTrace && !zeroSpan
+}

@@ -1,0 +1,186 @@
+// Package upstream keeps the gateway's view of its model replicas: which
+// exist (from flags, a config file, DNS or self-registration), which models
+// each serves, whether each is healthy, and how loaded it is. The balancer
+// reads it on every request, so the hot path is lock-free: pools are an
+// immutable snapshot swapped atomically, and per-replica load lives in
+// atomics.
+package upstream
+
+import (
+	"math"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/llmo/llmo/api"
+)
+
+// Source says where a replica came from.
+type Source string
+
+// The replica sources, as reported by /api/health.
+const (
+	Static     Source = "static"
+	File       Source = "file"
+	DNS        Source = "dns"
+	Registered Source = "registered"
+)
+
+// State is a replica's routing state.
+type State int
+
+// The states. Only Healthy replicas receive traffic.
+const (
+	Unhealthy State = iota // failing (or not yet passing) its active health check
+	Healthy
+	Ejected  // passively ejected after consecutive failures; readmitted later
+	Draining // its /ready says it is draining
+)
+
+func (s State) String() string {
+	switch s {
+	case Healthy:
+		return "healthy"
+	case Ejected:
+		return "ejected"
+	case Draining:
+		return "draining"
+	}
+	return "unhealthy"
+}
+
+// Replica is one upstream OpenAI-compatible server.
+type Replica struct {
+	URL  string   // normalised base URL without a trailing slash
+	Base *url.URL // parsed URL
+
+	breaker *gobreaker.TwoStepCircuitBreaker[struct{}]
+
+	outstanding atomic.Int64
+	avail       atomic.Bool   // Healthy and breaker not open: eligible for traffic
+	breakerSt   atomic.Int32  // 0 closed, 1 half-open, 2 open
+	waiting     atomic.Int64  // scraped vllm:num_requests_waiting
+	running     atomic.Int64  // scraped vllm:num_requests_running
+	kvBits      atomic.Uint64 // scraped vllm:kv_cache_usage_perc (float64 bits)
+	latBits     atomic.Uint64 // EWMA of time to response headers, seconds (float64 bits)
+	latAt       atomic.Int64  // unix nanos of the last latency observation
+
+	mu           sync.Mutex
+	state        State
+	sources      map[Source]time.Time // source -> lease expiry (zero = no lease)
+	staticModels []string             // models named by the config file, if any
+	models       []api.Model          // learned from /v1/models
+	modelsAt     time.Time
+	consecFails  int
+	ejections    int
+	ejectedUntil time.Time
+	lastErr      string
+	stop         func()
+}
+
+// Outstanding is the number of requests this gateway has in flight to r.
+func (r *Replica) Outstanding() int64 { return r.outstanding.Load() }
+
+// Acquire counts a request in flight; call the returned func when it ends.
+func (r *Replica) Acquire() func() {
+	r.outstanding.Add(1)
+	return func() { r.outstanding.Add(-1) }
+}
+
+// Available reports whether r may receive traffic now.
+func (r *Replica) Available() bool { return r.avail.Load() }
+
+// Waiting, Running and KVUsage are the last scraped engine gauges.
+func (r *Replica) Waiting() int64    { return r.waiting.Load() }
+func (r *Replica) Running() int64    { return r.running.Load() }
+func (r *Replica) KVUsage() float64  { return math.Float64frombits(r.kvBits.Load()) }
+func (r *Replica) BreakerState() int { return int(r.breakerSt.Load()) }
+
+// latencyTau is how fast the latency estimate forgets: an idle replica's
+// estimate decays so that a once-slow replica is probed again.
+const latencyTau = 10 * time.Second
+
+// Latency is the decayed EWMA of time to response headers in seconds (0 when
+// unknown).
+func (r *Replica) Latency() float64 {
+	v := math.Float64frombits(r.latBits.Load())
+	if v == 0 {
+		return 0
+	}
+	idle := time.Duration(time.Now().UnixNano() - r.latAt.Load())
+	if idle > time.Second {
+		v *= math.Exp(-float64(idle-time.Second) / float64(latencyTau))
+	}
+	return v
+}
+
+// ObserveLatency folds one time-to-headers observation into the EWMA.
+// Peaks are taken at once (as Finagle's peak EWMA does) so that a replica
+// turning slow is avoided quickly.
+func (r *Replica) ObserveLatency(d time.Duration) {
+	s := d.Seconds()
+	now := time.Now().UnixNano()
+	old := r.Latency()
+	nv := s
+	if old != 0 && s < old {
+		nv = 0.7*old + 0.3*s
+	}
+	r.latBits.Store(math.Float64bits(nv))
+	r.latAt.Store(now)
+}
+
+// Breaker returns the replica's circuit breaker admission: done must be
+// called with the attempt's outcome (nil error = success).
+func (r *Replica) Breaker() (done func(error), err error) { return r.breaker.Allow() }
+
+// State is r's routing state.
+func (r *Replica) State() State {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.state
+}
+
+// Source is the first source that named r, in a fixed order.
+func (r *Replica) Source() Source {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sourceLocked()
+}
+
+func (r *Replica) sourceLocked() Source {
+	for _, s := range []Source{Static, File, DNS, Registered} {
+		if _, ok := r.sources[s]; ok {
+			return s
+		}
+	}
+	return Static
+}
+
+// ModelIDs are the models r serves: from the config file if it names them,
+// otherwise as learned from r's /v1/models.
+func (r *Replica) ModelIDs() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.modelIDsLocked()
+}
+
+func (r *Replica) modelIDsLocked() []string {
+	if len(r.staticModels) > 0 {
+		return r.staticModels
+	}
+	ids := make([]string, 0, len(r.models))
+	for _, m := range r.models {
+		ids = append(ids, m.ID)
+	}
+	return ids
+}
+
+func (r *Replica) refreshAvail() {
+	r.avail.Store(r.state == Healthy && r.breakerSt.Load() != 2)
+}
+
+// ID is r's URL; balance policies hash it.
+func (r *Replica) ID() string { return r.URL }
