@@ -1,0 +1,160 @@
+package tokenizer
+
+// symbol is a piece of the text being merged, in a doubly linked list.
+type symbol struct {
+	start, n   int32 // bytes of the workspace text
+	prev, next int32
+}
+
+// bigram is a candidate merge of two adjacent symbols. For SPM, higher
+// score merges first; for BPE, lower rank (stored negated in score) does.
+// Ties go to the leftmost pair, as in llama.cpp.
+type bigram struct {
+	left, right int32
+	size        int32
+	score       float32
+	rank        int32
+}
+
+// heap is a binary max-heap of bigrams (by score, then smaller left).
+type bigramHeap []bigram
+
+func (h bigramHeap) less(i, j int) bool { // i goes before j
+	if h[i].score != h[j].score {
+		return h[i].score > h[j].score
+	}
+	if h[i].rank != h[j].rank {
+		return h[i].rank < h[j].rank
+	}
+	return h[i].left < h[j].left
+}
+
+func (h *bigramHeap) push(b bigram) {
+	*h = append(*h, b)
+	s := *h
+	i := len(s) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !s.less(i, p) {
+			break
+		}
+		s[i], s[p] = s[p], s[i]
+		i = p
+	}
+}
+
+func (h *bigramHeap) pop() bigram {
+	s := *h
+	top := s[0]
+	last := len(s) - 1
+	s[0] = s[last]
+	s = s[:last]
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= len(s) {
+			break
+		}
+		m := l
+		if r := l + 1; r < len(s) && s.less(r, l) {
+			m = r
+		}
+		if !s.less(m, i) {
+			break
+		}
+		s[i], s[m] = s[m], s[i]
+		i = m
+	}
+	*h = s
+	return top
+}
+
+// utf8Len is llama.cpp's unicode_len_utf8: the length of a UTF-8 sequence
+// from its first byte (1 for continuation bytes, so invalid input is split
+// byte by byte).
+func utf8Len(c byte) int {
+	return [16]int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4}[c>>4]
+}
+
+// splitChars fills w.symbols with one symbol per UTF-8 character of w.text[from:to].
+func (w *workspace) splitChars(from, to int) {
+	w.symbols = w.symbols[:0]
+	for off := from; off < to; {
+		n := min(utf8Len(w.text[off]), to-off)
+		idx := int32(len(w.symbols))
+		next := idx + 1
+		if off+n == to {
+			next = -1
+		}
+		w.symbols = append(w.symbols, symbol{start: int32(off), n: int32(n), prev: idx - 1, next: next})
+		off += n
+	}
+}
+
+// encodeSPM is llama.cpp's llm_tokenizer_spm_session::tokenize: spaces
+// become U+2581, then the highest-scoring adjacent pair that is a token is
+// merged until none is left; leftover characters fall back to byte tokens.
+func (t *Tokenizer) encodeSPM(w *workspace, frag string, spacePrefix bool, out []int) []int {
+	w.text = w.text[:0]
+	if spacePrefix {
+		w.text = append(w.text, "\u2581"...)
+	}
+	for i := 0; i < len(frag); i++ {
+		if frag[i] == ' ' {
+			w.text = append(w.text, "\u2581"...)
+		} else {
+			w.text = append(w.text, frag[i])
+		}
+	}
+	w.splitChars(0, len(w.text))
+	h := bigramHeap(w.heap[:0])
+	for i := 1; i < len(w.symbols); i++ {
+		t.spmBigram(w, &h, int32(i-1), int32(i))
+	}
+	syms := w.symbols
+	for len(h) > 0 {
+		b := h.pop()
+		l, r := &syms[b.left], &syms[b.right]
+		if l.n == 0 || r.n == 0 || l.n+r.n != b.size {
+			continue // one side was merged already
+		}
+		l.n += r.n
+		r.n = 0
+		l.next = r.next
+		if r.next >= 0 {
+			syms[r.next].prev = b.left
+		}
+		t.spmBigram(w, &h, l.prev, b.left)
+		t.spmBigram(w, &h, b.left, l.next)
+	}
+	w.heap = h[:0]
+	for i := int32(0); i != -1 && len(syms) > 0; i = syms[i].next {
+		s := syms[i]
+		piece := w.text[s.start : s.start+s.n]
+		if id, ok := t.index[string(piece)]; ok {
+			out = append(out, id)
+			continue
+		}
+		// Merged symbols are always tokens, so this is a single character
+		// missing from the vocabulary: emit its bytes.
+		for _, c := range piece {
+			if id := t.byteTok[c]; id >= 0 {
+				out = append(out, id)
+			}
+		}
+	}
+	return out
+}
+
+func (t *Tokenizer) spmBigram(w *workspace, h *bigramHeap, left, right int32) {
+	if left < 0 || right < 0 {
+		return
+	}
+	l, r := w.symbols[left], w.symbols[right]
+	text := w.text[l.start : l.start+l.n+r.n]
+	id, ok := t.index[string(text)]
+	if !ok {
+		return
+	}
+	h.push(bigram{left: left, right: right, size: l.n + r.n, score: t.scores[id]})
+}
