@@ -15,9 +15,9 @@ import (
 // hdr builds raw GGUF bytes field by field.
 type hdr struct{ bytes.Buffer }
 
-func (h *hdr) u32(v uint32) *hdr { h.Write(binary.LittleEndian.AppendUint32(nil, v)); return h }
-func (h *hdr) u64(v uint64) *hdr { h.Write(binary.LittleEndian.AppendUint64(nil, v)); return h }
-func (h *hdr) str(s string) *hdr { h.u64(uint64(len(s))); h.WriteString(s); return h }
+func (h *hdr) u32(v uint32) *hdr  { h.Write(binary.LittleEndian.AppendUint32(nil, v)); return h }
+func (h *hdr) u64(v uint64) *hdr  { h.Write(binary.LittleEndian.AppendUint64(nil, v)); return h }
+func (h *hdr) str(s string) *hdr  { h.u64(uint64(len(s))); h.WriteString(s); return h }
 func (h *hdr) raw(b ...byte) *hdr { h.Write(b); return h }
 
 func head(version uint32, nt, nkv uint64) *hdr {
