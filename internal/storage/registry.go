@@ -18,7 +18,7 @@ import (
 // Keys in the backend. Repository names pass ValidRepo, so none of their
 // components starts with "_" and none can collide with the store's own
 // "_layers", "_manifests", "_referrers" and "_uploads" directories.
-func blobKey(d Digest) string { return "blobs/sha256/" + d.Hex()[:2] + "/" + d.Hex() }
+func blobKey(d Digest) string    { return "blobs/sha256/" + d.Hex()[:2] + "/" + d.Hex() }
 func repoKey(repo string) string { return "repositories/" + repo }
 func layerLink(repo string, d Digest) string {
 	return repoKey(repo) + "/_layers/sha256/" + d.Hex()
@@ -26,8 +26,8 @@ func layerLink(repo string, d Digest) string {
 func revLink(repo string, d Digest) string {
 	return repoKey(repo) + "/_manifests/revisions/sha256/" + d.Hex()
 }
-func tagsPrefix(repo string) string       { return repoKey(repo) + "/_manifests/tags" }
-func tagKey(repo, tag string) string      { return tagsPrefix(repo) + "/" + tag }
+func tagsPrefix(repo string) string  { return repoKey(repo) + "/_manifests/tags" }
+func tagKey(repo, tag string) string { return tagsPrefix(repo) + "/" + tag }
 func referrersPrefix(repo string, subject Digest) string {
 	return repoKey(repo) + "/_referrers/sha256/" + subject.Hex()
 }
