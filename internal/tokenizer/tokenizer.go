@@ -125,7 +125,10 @@ func FromGGUF(f *gguf.File) (*Tokenizer, error) {
 	id := func(key string, def int) int {
 		v, ok := f.Uint(key)
 		if !ok {
-			return def
+			v = uint64(def)
+			if def < 0 {
+				return -1
+			}
 		}
 		if v >= uint64(n) {
 			return -1 // 0xFFFFFFFF means "none"
