@@ -1,0 +1,290 @@
+package engine
+
+import (
+	"math"
+
+	"github.com/llmo/llmo/internal/tensor"
+)
+
+// ropeTable holds cos/sin of every (position, pair) as ggml computes them:
+// theta starts at pos*freq_scale and is multiplied by base^(-2/d) in float32
+// from one pair to the next.
+type ropeTable struct {
+	half     int
+	cos, sin []float32 // [pos*half + i]
+}
+
+func newRopeTable(hp hparams, ctx int) ropeTable {
+	half := hp.ropeDim / 2
+	t := ropeTable{half: half, cos: make([]float32, ctx*half), sin: make([]float32, ctx*half)}
+	scale := float32(math.Pow(float64(hp.ropeBase), -2/float64(hp.ropeDim)))
+	for p := range ctx {
+		theta := float32(p) * hp.ropeFreqScale
+		for i := range half {
+			t.cos[p*half+i] = float32(math.Cos(float64(theta)))
+			t.sin[p*half+i] = float32(math.Sin(float64(theta)))
+			theta *= scale
+		}
+	}
+	return t
+}
+
+// apply rotates the heads of v (n heads of headDim) at position pos.
+func (t *ropeTable) apply(v []float32, n, headDim, pos int, neox bool) {
+	c := t.cos[pos*t.half : (pos+1)*t.half]
+	s := t.sin[pos*t.half : (pos+1)*t.half]
+	for h := range n {
+		x := v[h*headDim : (h+1)*headDim]
+		if neox {
+			for i := range t.half {
+				x0, x1 := x[i], x[i+t.half]
+				x[i] = x0*c[i] - x1*s[i]
+				x[i+t.half] = x0*s[i] + x1*c[i]
+			}
+			continue
+		}
+		for i := range t.half {
+			x0, x1 := x[2*i], x[2*i+1]
+			x[2*i] = x0*c[i] - x1*s[i]
+			x[2*i+1] = x0*s[i] + x1*c[i]
+		}
+	}
+}
+
+// batch is the tokens of one forward step: each at a KV slot and position.
+// Tokens of one slot appear in position order (a prefill chunk).
+type batch struct {
+	tok, slot, pos []int
+	logits         []bool // this token's logits are wanted
+	n              int
+	nLogits        int
+}
+
+func newBatch(maxT int) batch {
+	return batch{tok: make([]int, maxT), slot: make([]int, maxT), pos: make([]int, maxT), logits: make([]bool, maxT)}
+}
+
+func (b *batch) reset() { b.n, b.nLogits = 0, 0 }
+
+func (b *batch) add(tok, slot, pos int, logits bool) {
+	b.tok[b.n], b.slot[b.n], b.pos[b.n], b.logits[b.n] = tok, slot, pos, logits
+	b.n++
+	if logits {
+		b.nLogits++
+	}
+}
+
+// runner owns a KV cache and every scratch buffer of the forward pass,
+// allocated once so that a step allocates nothing.
+type runner struct {
+	m      *Model
+	pool   *tensor.Pool
+	hp     hparams
+	slots  int
+	ctxLen int
+	maxT   int
+	b      batch
+
+	kc, vc []float32 // [layer][slot][pos][kvDim]
+
+	x      []float32 // residual stream, maxT*dim
+	in     *tensor.Input
+	attIn  *tensor.Input
+	ffnIn  *tensor.Input
+	outIn  *tensor.Input
+	q      []float32
+	k, v   []float32
+	tmp    []float32
+	gate   []float32
+	up     []float32
+	logits []float32 // [logit row][vocab], rows in batch order of wanted tokens
+	hidden []float32 // final-norm hidden states of every token (forward(true))
+
+	jobs [3]tensor.Job
+	mm   tensor.MatMul
+	att  attnTask
+}
+
+func newRunner(m *Model, slots, ctxLen, maxT, maxLogits int) *runner {
+	hp := m.hp
+	r := &runner{m: m, pool: m.pool, hp: hp, slots: slots, ctxLen: ctxLen, maxT: maxT, b: newBatch(maxT)}
+	kv := hp.layers * slots * ctxLen * hp.kvDim()
+	r.kc, r.vc = make([]float32, kv), make([]float32, kv)
+	r.x = make([]float32, maxT*hp.dim)
+	r.in = tensor.NewInput(maxT, hp.dim)
+	r.attIn = tensor.NewInput(maxT, hp.qDim())
+	r.ffnIn = tensor.NewInput(maxT, hp.ffn)
+	r.outIn = tensor.NewInput(max(maxLogits, 1), hp.dim)
+	r.q = make([]float32, maxT*hp.qDim())
+	r.k = make([]float32, maxT*hp.kvDim())
+	r.v = make([]float32, maxT*hp.kvDim())
+	r.tmp = make([]float32, maxT*hp.dim)
+	r.gate = make([]float32, maxT*hp.ffn)
+	r.up = make([]float32, maxT*hp.ffn)
+	r.logits = make([]float32, max(maxLogits, 1)*hp.vocab)
+	r.att = attnTask{r: r, scores: make([][]float32, m.pool.Threads())}
+	for i := range r.att.scores {
+		r.att.scores[i] = make([]float32, ctxLen)
+	}
+	return r
+}
+
+func (r *runner) kvOff(layer, slot, pos int) int {
+	return ((layer*r.slots+slot)*r.ctxLen + pos) * r.hp.kvDim()
+}
+
+// matmul runs up to three products of one input in one pool dispatch.
+func (r *runner) matmul(jobs ...tensor.Job) {
+	n := copy(r.jobs[:], jobs)
+	r.mm.Jobs = r.jobs[:n]
+	r.mm.Compute(r.pool)
+}
+
+// rmsnorm writes x*w/rms(x) for each of n vectors, as ggml's rms_norm then
+// mul: the mean square summed in float64, the scale in float32.
+func rmsnorm(dst, x, w []float32, n, dim int, eps float32) {
+	for t := range n {
+		xs := x[t*dim : (t+1)*dim]
+		d := dst[t*dim : (t+1)*dim]
+		var sum float64
+		for _, v := range xs {
+			sum += float64(v * v)
+		}
+		mean := float32(sum / float64(dim))
+		scale := 1 / float32(math.Sqrt(float64(mean+eps)))
+		for i, v := range xs {
+			d[i] = v * scale * w[i]
+		}
+	}
+}
+
+// forward runs the batch through the model. Logits of the tokens marked in
+// the batch land in r.logits in batch order; with hidden, the final-norm
+// hidden states of all tokens land in r.hidden.
+func (r *runner) forward(hidden bool) {
+	m, hp, b := r.m, r.hp, &r.b
+	T := b.n
+	dim, kvDim, qDim := hp.dim, hp.kvDim(), hp.qDim()
+	for t := range T {
+		m.embd.Row(r.x[t*dim:(t+1)*dim], b.tok[t])
+	}
+	for li := range m.layers {
+		l := &m.layers[li]
+		rmsnorm(r.in.X, r.x, l.attnNorm, T, dim, hp.eps)
+		r.in.Set(T)
+		r.matmul(
+			tensor.Job{W: l.wq, In: r.in, Out: r.q, Bias: l.bq},
+			tensor.Job{W: l.wk, In: r.in, Out: r.k, Bias: l.bk},
+			tensor.Job{W: l.wv, In: r.in, Out: r.v, Bias: l.bv},
+		)
+		for t := range T {
+			m.rope.apply(r.q[t*qDim:(t+1)*qDim], hp.heads, hp.headDim, b.pos[t], m.arch.RopeNeoX)
+			m.rope.apply(r.k[t*kvDim:(t+1)*kvDim], hp.kvHeads, hp.headDim, b.pos[t], m.arch.RopeNeoX)
+			o := r.kvOff(li, b.slot[t], b.pos[t])
+			copy(r.kc[o:o+kvDim], r.k[t*kvDim:(t+1)*kvDim])
+			copy(r.vc[o:o+kvDim], r.v[t*kvDim:(t+1)*kvDim])
+		}
+		r.att.layer = li
+		r.att.total = T * hp.heads
+		if T*hp.heads > 1 && (b.pos[T-1]+1)*hp.heads*hp.headDim*T > 1<<14 {
+			r.pool.Do(&r.att)
+		} else {
+			r.att.Run(0, 1)
+		}
+		r.attIn.Set(T)
+		r.matmul(tensor.Job{W: l.wo, In: r.attIn, Out: r.tmp})
+		addTo(r.x[:T*dim], r.tmp[:T*dim])
+
+		rmsnorm(r.in.X, r.x, l.ffnNorm, T, dim, hp.eps)
+		r.in.Set(T)
+		r.matmul(
+			tensor.Job{W: l.gate, In: r.in, Out: r.gate},
+			tensor.Job{W: l.up, In: r.in, Out: r.up},
+		)
+		swiglu(r.ffnIn.X[:T*hp.ffn], r.gate[:T*hp.ffn], r.up[:T*hp.ffn])
+		r.ffnIn.Set(T)
+		r.matmul(tensor.Job{W: l.down, In: r.ffnIn, Out: r.tmp})
+		addTo(r.x[:T*dim], r.tmp[:T*dim])
+	}
+	if hidden {
+		if len(r.hidden) < T*dim {
+			r.hidden = make([]float32, r.maxT*dim)
+		}
+		rmsnorm(r.hidden, r.x, m.outNorm, T, dim, hp.eps)
+	}
+	if b.nLogits == 0 {
+		return
+	}
+	j := 0
+	for t := range T {
+		if b.logits[t] {
+			rmsnorm(r.outIn.X[j*dim:(j+1)*dim], r.x[t*dim:(t+1)*dim], m.outNorm, 1, dim, hp.eps)
+			j++
+		}
+	}
+	r.outIn.Set(j)
+	r.matmul(tensor.Job{W: m.output, In: r.outIn, Out: r.logits})
+}
+
+func addTo(x, y []float32) {
+	y = y[:len(x)]
+	for i := range x {
+		x[i] += y[i]
+	}
+}
+
+// swiglu writes silu(g)*u.
+func swiglu(dst, g, u []float32) {
+	u = u[:len(g)]
+	dst = dst[:len(g)]
+	for i, v := range g {
+		dst[i] = v / (1 + float32(math.Exp(float64(-v)))) * u[i]
+	}
+}
+
+// attnTask computes attention for (token, head) pairs of one layer, split
+// across the pool: each token attends to positions 0..pos of its slot.
+type attnTask struct {
+	r      *runner
+	layer  int
+	total  int
+	scores [][]float32 // per worker, ctxLen
+}
+
+func (a *attnTask) Run(part, parts int) {
+	r := a.r
+	hp := r.hp
+	hd, kvDim, qDim := hp.headDim, hp.kvDim(), hp.qDim()
+	group := hp.heads / hp.kvHeads
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	lo, hi := part*a.total/parts, (part+1)*a.total/parts
+	scores := a.scores[part]
+	for i := lo; i < hi; i++ {
+		t, h := i/hp.heads, i%hp.heads
+		pos, slot := r.b.pos[t], r.b.slot[t]
+		q := r.q[t*qDim+h*hd : t*qDim+(h+1)*hd]
+		kvh := h / group
+		base := r.kvOff(a.layer, slot, 0) + kvh*hd
+		s := scores[:pos+1]
+		mx := float32(math.Inf(-1))
+		for p := range s {
+			o := base + p*kvDim
+			v := tensor.Dot(q, r.kc[o:o+hd]) * scale
+			s[p] = v
+			mx = max(mx, v)
+		}
+		var sum float32
+		for p, v := range s {
+			e := float32(math.Exp(float64(v - mx)))
+			s[p] = e
+			sum += e
+		}
+		inv := 1 / sum
+		out := r.attIn.X[t*qDim+h*hd : t*qDim+(h+1)*hd]
+		clear(out)
+		for p, e := range s {
+			o := base + p*kvDim
+			tensor.Axpy(e*inv, r.vc[o:o+hd], out)
+		}
+	}
+}
