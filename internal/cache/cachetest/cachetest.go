@@ -16,7 +16,7 @@ import (
 	"github.com/llmo/llmo/internal/testenv"
 )
 
-// Redis starts `redis-server --port N --save '' --appendonly no` on a free
+// Redis starts `redis-server --port N --save ” --appendonly no` on a free
 // loopback port, waits until it answers PING, stops it when the test ends,
 // and returns its URL (redis://127.0.0.1:N/0). Without redis-server the test
 // is skipped locally and fails under CI.
