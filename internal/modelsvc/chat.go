@@ -21,7 +21,7 @@ var chatRoles = map[string]string{"system": "system", "developer": "system", "us
 func (s *Service) handleChat(w http.ResponseWriter, r *http.Request) {
 	arrived := time.Now()
 	var req api.ChatRequest
-	if err := service.DecodeJSON(r, &req); err != nil {
+	if err := decode(r, &req); err != nil {
 		s.reject(w, r, err)
 		return
 	}

@@ -23,7 +23,7 @@ const maxCompletionLogprobs = 5
 func (s *Service) handleCompletions(w http.ResponseWriter, r *http.Request) {
 	arrived := time.Now()
 	var req completionRequest
-	if err := service.DecodeJSON(r, &req); err != nil {
+	if err := decode(r, &req); err != nil {
 		s.reject(w, r, err)
 		return
 	}

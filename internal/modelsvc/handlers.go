@@ -113,7 +113,7 @@ func (s *Service) handleModel(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) handleEmbeddings(w http.ResponseWriter, r *http.Request) {
 	var req api.EmbeddingRequest
-	if err := service.DecodeJSON(r, &req); err != nil {
+	if err := decode(r, &req); err != nil {
 		s.reject(w, r, err)
 		return
 	}

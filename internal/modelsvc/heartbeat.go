@@ -93,4 +93,3 @@ func (s *Service) advertiseURL() string {
 	}
 	return scheme + "://" + addr
 }
-

@@ -153,7 +153,7 @@ func JSONError(err error) error {
 	var te *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &te):
-		field := te.Field
+		field := jsonFieldPath(te.Field)
 		if field == "" {
 			return errs.E(errs.Invalid, "request body must be a JSON object, not %s", te.Value)
 		}
@@ -235,4 +235,17 @@ func (s *Server) runChecks(ctx context.Context, checks []Check) probeResult {
 func (s *Server) Track() func() {
 	s.inflight.Add(1)
 	return s.inflight.Done
+}
+
+// jsonFieldPath drops the Go type names that encoding/json puts in the
+// path of a field promoted from an embedded struct
+// ("ChatRequest.SamplingParams.max_tokens" -> "max_tokens"), so that the
+// client sees the JSON name it sent.
+func jsonFieldPath(field string) string {
+	parts := strings.Split(field, ".")
+	i := 0
+	for i < len(parts)-1 && parts[i] != "" && parts[i][0] >= 'A' && parts[i][0] <= 'Z' {
+		i++
+	}
+	return strings.Join(parts[i:], ".")
 }
