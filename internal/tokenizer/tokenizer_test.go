@@ -275,7 +275,7 @@ func TestGPT2(t *testing.T) {
 		{"<|eot_id|>", EncodeOptions{ParseSpecial: true}, []int{eot}, 0},
 		{" The<|eot_id|> The", EncodeOptions{ParseSpecial: true, AddBOS: true}, []int{bos, the, eot, the}, 0},
 		{"a<tool>b", EncodeOptions{}, []int{tok.index["a"], tool, tok.index["b"]}, 0}, // user-defined: always matched
-		{" zzzz", EncodeOptions{}, []int{zzzz}, 0},                                   // ignore_merges: whole word in vocab
+		{" zzzz", EncodeOptions{}, []int{zzzz}, 0},                                    // ignore_merges: whole word in vocab
 	} {
 		if got := tok.Encode(tc.text, tc.opts); !slices.Equal(got, tc.want) {
 			t.Errorf("Encode(%q, %+v) = %v, want %v", tc.text, tc.opts, got, tc.want)
