@@ -25,9 +25,11 @@ type Backend interface {
 	// List returns the keys below prefix (recursively), relative to it, sorted.
 	List(ctx context.Context, prefix string) ([]string, error)
 
-	// AppendUpload stores chunk number part (0, 1, ...) of upload id and
-	// returns its size. Chunks are appended in order.
-	AppendUpload(ctx context.Context, id string, part int, r io.Reader) (int64, error)
+	// AppendUpload stores chunk number part (0, 1, ...) of upload id,
+	// which starts at byte offset, and returns its size. Chunks are
+	// appended in order; anything staged beyond offset (left by a crash
+	// mid-chunk) is discarded first.
+	AppendUpload(ctx context.Context, id string, part int, offset int64, r io.Reader) (int64, error)
 	// CommitUpload makes parts 0..parts-1 of upload id visible at key if
 	// and only if their concatenation hashes to want; otherwise it returns
 	// errDigestMismatch and nothing becomes visible.

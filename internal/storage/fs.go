@@ -140,21 +140,21 @@ func (f *FS) uploadPath(id string) string { return filepath.Join(f.root, "_uploa
 
 // AppendUpload implements Backend. The chunks of an upload go into one
 // staging file under _uploads, which is never visible as a blob.
-func (f *FS) AppendUpload(_ context.Context, id string, part int, r io.Reader) (int64, error) {
+func (f *FS) AppendUpload(_ context.Context, id string, _ int, offset int64, r io.Reader) (int64, error) {
 	p := f.uploadPath(id)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return 0, err
 	}
-	flag := os.O_WRONLY | os.O_CREATE | os.O_APPEND
-	if part == 0 {
-		flag |= os.O_TRUNC
-	}
-	fh, err := os.OpenFile(p, flag, 0o644)
+	fh, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE, 0o644)
 	if err != nil {
 		return 0, err
 	}
-	start, err := fh.Seek(0, io.SeekEnd)
-	if err != nil {
+	start := offset
+	if err := fh.Truncate(start); err != nil {
+		fh.Close()
+		return 0, err
+	}
+	if _, err := fh.Seek(start, io.SeekStart); err != nil {
 		fh.Close()
 		return 0, err
 	}

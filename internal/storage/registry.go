@@ -190,7 +190,7 @@ func (g *registry) loadUpload(ctx context.Context, repo, id string) (*upload, er
 func (g *registry) appendChunk(ctx context.Context, id string, u *upload, r io.Reader) (int64, error) {
 	room := g.maxUpload - u.Size
 	lr := &capReader{r: r, left: room}
-	n, err := g.b.AppendUpload(ctx, id, u.Parts, lr)
+	n, err := g.b.AppendUpload(ctx, id, u.Parts, u.Size, lr)
 	if lr.over {
 		_ = g.dropLastPart(ctx, id, u)
 		return 0, errs.E(errs.TooLarge, "upload exceeds the limit of %d bytes", g.maxUpload).WithCode(codeSizeInvalid)

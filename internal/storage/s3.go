@@ -146,7 +146,7 @@ func (s *S3) partKey(id string, part int) string {
 }
 
 // AppendUpload implements Backend.
-func (s *S3) AppendUpload(ctx context.Context, id string, part int, r io.Reader) (int64, error) {
+func (s *S3) AppendUpload(ctx context.Context, id string, part int, _ int64, r io.Reader) (int64, error) {
 	info, err := s.c.PutObject(ctx, s.bucket, s.partKey(id, part), r, -1, minio.PutObjectOptions{PartSize: 16 << 20})
 	if err != nil {
 		_ = s.c.RemoveObject(ctx, s.bucket, s.partKey(id, part), minio.RemoveObjectOptions{})
