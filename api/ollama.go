@@ -77,15 +77,16 @@ type OllamaChatRequest struct {
 	Think     json.RawMessage `json:"think,omitempty"`
 }
 
-// OllamaMetrics are the timing and token counts on a final response.
+// OllamaMetrics are the timing and token counts on a final response (the
+// responses embed a pointer, so that lines before the last omit them).
 // Durations are in nanoseconds, as Ollama sends them.
 type OllamaMetrics struct {
-	TotalDuration      int64 `json:"total_duration,omitempty"`
-	LoadDuration       int64 `json:"load_duration,omitempty"`
-	PromptEvalCount    int   `json:"prompt_eval_count,omitempty"`
-	PromptEvalDuration int64 `json:"prompt_eval_duration,omitempty"`
-	EvalCount          int   `json:"eval_count,omitempty"`
-	EvalDuration       int64 `json:"eval_duration,omitempty"`
+	TotalDuration      int64 `json:"total_duration"`
+	LoadDuration       int64 `json:"load_duration"`
+	PromptEvalCount    int   `json:"prompt_eval_count"`
+	PromptEvalDuration int64 `json:"prompt_eval_duration"`
+	EvalCount          int   `json:"eval_count"`
+	EvalDuration       int64 `json:"eval_duration"`
 }
 
 // OllamaGenerateResponse is one line of /api/generate's answer (or the
@@ -97,7 +98,7 @@ type OllamaGenerateResponse struct {
 	Done       bool      `json:"done"`
 	DoneReason string    `json:"done_reason,omitempty"`
 	Context    []int     `json:"context,omitempty"`
-	OllamaMetrics
+	*OllamaMetrics
 }
 
 // OllamaChatResponse is one line of /api/chat's answer.
@@ -107,7 +108,7 @@ type OllamaChatResponse struct {
 	Message    OllamaMessage `json:"message"`
 	Done       bool          `json:"done"`
 	DoneReason string        `json:"done_reason,omitempty"`
-	OllamaMetrics
+	*OllamaMetrics
 }
 
 // OllamaEmbedRequest is POST /api/embed. Input is a string or an array of
