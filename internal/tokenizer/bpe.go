@@ -63,18 +63,20 @@ func (t *Tokenizer) encodeBPE(w *workspace, frag string, out []int) []int {
 		syms := w.symbols
 		for len(h) > 0 {
 			b := h.pop()
-			l, r := &syms[b.left], &syms[b.right]
-			if l.n == 0 || r.n == 0 || l.n+r.n != b.size {
+			left := b.left()
+			l := &syms[left]
+			if l.n == 0 || l.next < 0 || l.n+syms[l.next].n != b.size {
 				continue // outdated
 			}
+			r := &syms[l.next]
 			l.n += r.n
 			r.n = 0
 			l.next = r.next
 			if r.next >= 0 {
-				syms[r.next].prev = b.left
+				syms[r.next].prev = left
 			}
-			t.bpeBigram(w, &h, l.prev, b.left)
-			t.bpeBigram(w, &h, b.left, l.next)
+			t.bpeBigram(w, &h, l.prev, left)
+			t.bpeBigram(w, &h, left, l.next)
 		}
 		w.heap = h[:0]
 		for i := int32(0); i != -1 && len(syms) > 0; i = syms[i].next {
@@ -112,5 +114,5 @@ func (t *Tokenizer) bpeBigram(w *workspace, h *bigramHeap, left, right int32) {
 	if !ok {
 		return
 	}
-	h.push(bigram{left: left, right: right, size: l.n + r.n, rank: int32(rank)})
+	h.push(newBigram(left, l.n+r.n, -float32(rank)))
 }

@@ -118,7 +118,7 @@ func (p preTokenizer) split(w *workspace, text string, out []span) []span {
 	if n == 0 {
 		return out
 	}
-	var next []span
+	next := w.next[:0]
 	for _, st := range p.stages {
 		next = next[:0]
 		for _, s := range cur {
@@ -138,6 +138,12 @@ func (p preTokenizer) split(w *workspace, text string, out []span) []span {
 		}
 	}
 	w.tmp = byteOff[:0]
+	// Keep for next time the stage buffer that res (built over out) does not use.
+	if len(p.stages)%2 == 1 {
+		w.next = cur[:0]
+	} else {
+		w.next = next[:0]
+	}
 	return res
 }
 

@@ -1,41 +1,51 @@
 package tokenizer
 
+import "math"
+
 // symbol is a piece of the text being merged, in a doubly linked list.
 type symbol struct {
 	start, n   int32 // bytes of the workspace text
 	prev, next int32
 }
 
-// bigram is a candidate merge of two adjacent symbols. For SPM, higher
-// score merges first; for BPE, lower rank (stored negated in score) does.
-// Ties go to the leftmost pair, as in llama.cpp.
+// bigram is a candidate merge of a symbol with the symbol after it.
+// Higher score merges first: the token's score for SPM, minus the merge
+// rank for BPE (ranks below 2^24 are exact in a float32). Ties go to the
+// leftmost pair, as in llama.cpp. Score and position are packed into one
+// key so the heap compares a single integer. The right symbol is not
+// stored: the pair is still valid exactly when
+// left.n + symbols[left.next].n == size, since symbols only ever grow by
+// absorbing their right neighbour.
 type bigram struct {
-	left, right int32
-	size        int32
-	score       float32
-	rank        int32
+	key  uint64 // orderable score bits << 32 | ^left
+	size int32
 }
 
-// heap is a binary max-heap of bigrams (by score, then smaller left).
+func newBigram(left, size int32, score float32) bigram {
+	b := math.Float32bits(score)
+	if b&(1<<31) != 0 {
+		b = ^b
+	} else {
+		b |= 1 << 31
+	}
+	return bigram{key: uint64(b)<<32 | uint64(^uint32(left)), size: size}
+}
+
+func (b bigram) left() int32 { return int32(^uint32(b.key)) }
+
+// bigramHeap is a 4-ary max-heap: shallower than a binary heap, and each
+// node's children share a cache line.
 type bigramHeap []bigram
 
-func (h bigramHeap) less(i, j int) bool { // i goes before j
-	if h[i].score != h[j].score {
-		return h[i].score > h[j].score
-	}
-	if h[i].rank != h[j].rank {
-		return h[i].rank < h[j].rank
-	}
-	return h[i].left < h[j].left
-}
+func (h bigramHeap) before(i, j int) bool { return h[i].key > h[j].key }
 
 func (h *bigramHeap) push(b bigram) {
 	*h = append(*h, b)
 	s := *h
 	i := len(s) - 1
 	for i > 0 {
-		p := (i - 1) / 2
-		if !s.less(i, p) {
+		p := (i - 1) / 4
+		if !s.before(i, p) {
 			break
 		}
 		s[i], s[p] = s[p], s[i]
@@ -49,17 +59,18 @@ func (h *bigramHeap) pop() bigram {
 	last := len(s) - 1
 	s[0] = s[last]
 	s = s[:last]
-	i := 0
-	for {
-		l := 2*i + 1
-		if l >= len(s) {
+	for i := 0; ; {
+		c := 4*i + 1
+		if c >= len(s) {
 			break
 		}
-		m := l
-		if r := l + 1; r < len(s) && s.less(r, l) {
-			m = r
+		m := c
+		for k := c + 1; k < c+4 && k < len(s); k++ {
+			if s.before(k, m) {
+				m = k
+			}
 		}
-		if !s.less(m, i) {
+		if !s.before(m, i) {
 			break
 		}
 		s[i], s[m] = s[m], s[i]
@@ -114,18 +125,20 @@ func (t *Tokenizer) encodeSPM(w *workspace, frag string, spacePrefix bool, out [
 	syms := w.symbols
 	for len(h) > 0 {
 		b := h.pop()
-		l, r := &syms[b.left], &syms[b.right]
-		if l.n == 0 || r.n == 0 || l.n+r.n != b.size {
+		left := b.left()
+		l := &syms[left]
+		if l.n == 0 || l.next < 0 || l.n+syms[l.next].n != b.size {
 			continue // one side was merged already
 		}
+		r := &syms[l.next]
 		l.n += r.n
 		r.n = 0
 		l.next = r.next
 		if r.next >= 0 {
-			syms[r.next].prev = b.left
+			syms[r.next].prev = left
 		}
-		t.spmBigram(w, &h, l.prev, b.left)
-		t.spmBigram(w, &h, b.left, l.next)
+		t.spmBigram(w, &h, l.prev, left)
+		t.spmBigram(w, &h, left, l.next)
 	}
 	w.heap = h[:0]
 	for i := int32(0); i != -1 && len(syms) > 0; i = syms[i].next {
@@ -156,5 +169,5 @@ func (t *Tokenizer) spmBigram(w *workspace, h *bigramHeap, left, right int32) {
 	if !ok {
 		return
 	}
-	h.push(bigram{left: left, right: right, size: l.n + r.n, score: t.scores[id]})
+	h.push(newBigram(left, l.n+r.n, t.scores[id]))
 }

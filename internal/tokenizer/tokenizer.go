@@ -189,6 +189,9 @@ func FromGGUF(f *gguf.File) (*Tokenizer, error) {
 		if !ok {
 			return nil, fmt.Errorf("tokenizer: gpt2 tokenizer without tokenizer.ggml.merges")
 		}
+		if len(merges) >= 1<<24 { // ranks are compared as exact float32s
+			return nil, fmt.Errorf("tokenizer: %d merges is over the limit", len(merges))
+		}
 		t.ranks = make(map[string]int, len(merges))
 		for r, m := range merges {
 			if sp := strings.IndexByte(m[min(1, len(m)):], ' '); sp < 0 {
@@ -396,6 +399,7 @@ type workspace struct {
 	runes   []rune
 	flags   []uint8
 	tmp     []span
+	next    []span
 }
 
 func (t *Tokenizer) getWorkspace() *workspace {
