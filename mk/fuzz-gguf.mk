@@ -8,3 +8,4 @@ TEST_TARGETS += test-fuzz-gguf
 test-fuzz-gguf:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/gguf
 	$(GO) test -run '^$$' -fuzz '^FuzzEncode$$' -fuzztime $(FUZZTIME) ./internal/tokenizer
+	$(GO) test -run '^$$' -fuzz '^FuzzFromGGUF$$' -fuzztime $(FUZZTIME) ./internal/tokenizer
