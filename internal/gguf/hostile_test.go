@@ -132,13 +132,21 @@ func TestParseTruncatedReal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Every byte of the fixed header, then samples through the tensor table.
+		// Every prefix of the first 512 bytes, then evenly spaced cuts
+		// through the metadata and tensor table.
 		limit := int(f.DataOffset) + 64
 		samples := 300
 		if len(data) > 1<<22 {
 			samples = 40 // big vocabulary: each parse is costly
 		}
-		for n := 0; n < limit; n += max(1, min(n/64, limit/samples)) {
+		var cuts []int
+		for n := 0; n < 512; n++ {
+			cuts = append(cuts, n)
+		}
+		for i := 0; i <= samples; i++ {
+			cuts = append(cuts, 512+i*(limit-512)/samples)
+		}
+		for _, n := range cuts {
 			if _, err := Parse(data[:n]); err == nil {
 				t.Fatalf("%s truncated to %d bytes parsed", name, n)
 			}
