@@ -12,8 +12,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/llmo/llmo/internal/artifact"
 	"github.com/llmo/llmo/internal/testenv"
