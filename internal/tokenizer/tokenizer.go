@@ -294,16 +294,26 @@ func (t *Tokenizer) IsControl(id int) bool {
 	return id >= 0 && id < len(t.types) && t.types[id] == typeControl
 }
 
-// Piece is the token's text as stored in the vocabulary ("▁Once", "<0x0A>",
-// "Ġthe"), or "" for an id out of range. Decode gives the text it stands for.
+// Piece is the text one token stands for, as llama.cpp's token_to_piece
+// gives it: "▁Once" is " Once", a byte token is its single byte (not
+// necessarily valid UTF-8), a control token is "". Ids out of range give "".
 func (t *Tokenizer) Piece(id int) string {
+	if id < 0 || id >= len(t.pieces) {
+		return ""
+	}
+	return t.pieces[id]
+}
+
+// Text is the token's text as stored in the vocabulary ("▁Once", "<0x0A>",
+// "Ġthe", "<|im_end|>"), or "" for an id out of range. Token is its inverse.
+func (t *Tokenizer) Text(id int) string {
 	if id < 0 || id >= len(t.tokens) {
 		return ""
 	}
 	return t.tokens[id]
 }
 
-// Token looks up a vocabulary text (as Piece returns it).
+// Token looks up a vocabulary text (as Text returns it).
 func (t *Tokenizer) Token(piece string) (int, bool) {
 	i, ok := t.index[piece]
 	return i, ok

@@ -45,8 +45,11 @@ func TestSPMLlama2Vocab(t *testing.T) {
 	if !tok.IsControl(1) || !tok.IsControl(2) || tok.IsControl(0) || tok.IsControl(15043) {
 		t.Error("IsControl wrong")
 	}
-	if tok.Piece(15043) != "▁Hello" || tok.Piece(13) != "<0x0A>" || tok.Piece(-1) != "" || tok.Piece(40000) != "" {
-		t.Errorf("Piece: %q %q", tok.Piece(15043), tok.Piece(13))
+	if tok.Piece(15043) != " Hello" || tok.Piece(13) != "\n" || tok.Piece(1) != "" || tok.Piece(-1) != "" || tok.Piece(40000) != "" {
+		t.Errorf("Piece: %q %q %q", tok.Piece(15043), tok.Piece(13), tok.Piece(1))
+	}
+	if tok.Text(15043) != "▁Hello" || tok.Text(13) != "<0x0A>" || tok.Text(1) != "<s>" || tok.Text(-1) != "" || tok.Text(40000) != "" {
+		t.Errorf("Text: %q %q", tok.Text(15043), tok.Text(13))
 	}
 	if id, ok := tok.Token("▁world"); !ok || id != 3186 {
 		t.Errorf("Token(▁world) = %d %v", id, ok)
@@ -251,12 +254,12 @@ func TestGPT2(t *testing.T) {
 	imEnd, _ := tok.Token("<|im_end|>")
 	tool, _ := tok.Token("<tool>")
 	zzzz, _ := tok.Token("Ġzzzz")
-	if tok.Model() != "gpt2" || !tok.AddBOS() || tok.Piece(bos) != "<|begin_of_text|>" {
+	if tok.Model() != "gpt2" || !tok.AddBOS() || tok.Text(bos) != "<|begin_of_text|>" || tok.Piece(bos) != "" {
 		t.Fatalf("model %s bos %d", tok.Model(), bos)
 	}
 	for _, id := range []int{eos, eot, imEnd} {
 		if !tok.IsEOG(id) || !tok.IsControl(id) {
-			t.Errorf("token %q should be EOG and control", tok.Piece(id))
+			t.Errorf("token %q should be EOG and control", tok.Text(id))
 		}
 	}
 	if tok.IsEOG(bos) || tok.IsEOG(tool) || tok.IsControl(tool) {
@@ -265,6 +268,9 @@ func TestGPT2(t *testing.T) {
 	the, ok := tok.Token("ĠThe")
 	if !ok {
 		t.Fatal("training did not learn ĠThe")
+	}
+	if tok.Piece(the) != " The" || tok.Text(the) != "ĠThe" {
+		t.Errorf("Piece %q Text %q", tok.Piece(the), tok.Text(the))
 	}
 	for _, tc := range []struct {
 		text    string
