@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"errors"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -359,3 +360,31 @@ func TestFromGGUFErrors(t *testing.T) {
 		})
 	}
 }
+
+// One Tokenizer serves many requests at once (run with -race).
+func TestConcurrentEncode(t *testing.T) {
+	spm := load(t, "stories260K.gguf")
+	bpe := gpt2Vocab(t, "llama-bpe")
+	want := map[*Tokenizer][]int{spm: spm.Encode(paragraph, EncodeOptions{}), bpe: bpe.Encode(paragraph, EncodeOptions{})}
+	done := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		go func() {
+			for i := 0; i < 20; i++ {
+				for tok, w := range want {
+					if got := tok.Encode(paragraph, EncodeOptions{}); !slices.Equal(got, w) {
+						done <- errMismatch
+						return
+					}
+				}
+			}
+			done <- nil
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+var errMismatch = errors.New("concurrent Encode gave different ids")
