@@ -377,3 +377,16 @@ func PrintUsage(w io.Writer, name, usage string, fields []*field) {
 		fmt.Fprintln(w)
 	}
 }
+
+// KnownKeys lists every registered environment key, sorted. The README test
+// uses it to keep the documented environment in step with the code.
+func KnownKeys() []string {
+	knownMu.Lock()
+	defer knownMu.Unlock()
+	keys := make([]string, 0, len(known))
+	for k := range known {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
