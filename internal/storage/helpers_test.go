@@ -10,15 +10,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/llmo/llmo/internal/config"
-	"github.com/llmo/llmo/internal/testenv"
+	"github.com/llmo/llmo/internal/storage/storagetest"
 )
 
 func testConfig(t testing.TB) Config {
@@ -65,23 +62,9 @@ func startFS(t testing.TB, mod func(*Config)) (string, *Storage) {
 	return serve(t, s), s
 }
 
-// startVersity starts versitygw in posix mode on a temp dir and returns an
-// S3Config for it.
 func startVersity(t testing.TB) S3Config {
-	t.Helper()
-	bin := testenv.Binary(t, "versitygw")
-	dir := t.TempDir()
-	port := testenv.FreePort(t)
-	cmd := exec.Command(bin, "--access", "llmotest", "--secret", "llmotestsecret", "--port", fmt.Sprintf("127.0.0.1:%d", port), "posix", dir)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	waitTCP(t, fmt.Sprintf("127.0.0.1:%d", port), &out)
-	return S3Config{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), Bucket: "llmo-test", Region: "us-east-1",
-		AccessKey: "llmotest", SecretKey: "llmotestsecret"}
+	v := storagetest.Versity(t)
+	return S3Config{Endpoint: v.Endpoint, Bucket: v.Bucket, Region: v.Region, AccessKey: v.AccessKey, SecretKey: v.SecretKey}
 }
 
 // startS3 starts the registry on a versitygw bucket.
@@ -100,55 +83,9 @@ func startS3(t testing.TB, mod func(*Config)) (string, *Storage) {
 	return serve(t, s), s
 }
 
-// startDockerRegistry runs Debian's docker-registry (CNCF Distribution) as
-// the reference implementation.
-func startDockerRegistry(t testing.TB) string {
-	t.Helper()
-	bin := testenv.Binary(t, "docker-registry")
-	dir := t.TempDir()
-	port := testenv.FreePort(t)
-	conf := fmt.Sprintf(`version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:%d
-`, filepath.Join(dir, "data"), port)
-	cf := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", cf)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	waitTCP(t, addr, &out)
-	return "http://" + addr
-}
+func startDockerRegistry(t testing.TB) string { return storagetest.DockerRegistry(t) }
 
-func waitTCP(t testing.TB, addr string, out *bytes.Buffer) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s did not start listening:\n%s", addr, out.String())
-}
+func waitTCP(t testing.TB, addr string, out *bytes.Buffer) { storagetest.WaitTCP(t, addr, out) }
 
 // noRedirect shows redirects to the test instead of following them.
 var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
