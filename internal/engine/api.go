@@ -6,10 +6,7 @@
 // The model service codes against the types in this file (CONTRACTS.md).
 package engine
 
-import (
-	"context"
-	"time"
-)
+import "time"
 
 // Options configure Load.
 type Options struct {
@@ -50,6 +47,7 @@ type Request struct {
 	Stop        []string
 	TopLogprobs int // 0 = none
 	Logprobs    bool
+	IgnoreEOS   bool // keep generating past end-of-generation tokens (benchmarks)
 }
 
 // TokenProb is one alternative token with its log-probability.
@@ -79,5 +77,3 @@ type Stats struct {
 	LastStep                time.Time
 	Steps                   uint64
 }
-
-var _ = context.Background

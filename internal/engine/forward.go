@@ -6,6 +6,9 @@ import (
 	"github.com/llmo/llmo/internal/tensor"
 )
 
+// Rounding points of llama.cpp's default CPU attention (F16 KV cache).
+var halfKV, halfQ, halfP = false, false, false
+
 // ropeTable holds cos/sin of every (position, pair) as ggml computes them:
 // theta starts at pos*freq_scale and is multiplied by base^(-2/d) in float32
 // from one pair to the next.
@@ -183,6 +186,13 @@ func (r *runner) forward(hidden bool) {
 			o := r.kvOff(li, b.slot[t], b.pos[t])
 			copy(r.kc[o:o+kvDim], r.k[t*kvDim:(t+1)*kvDim])
 			copy(r.vc[o:o+kvDim], r.v[t*kvDim:(t+1)*kvDim])
+			if halfKV {
+				tensor.RoundF16(r.kc[o : o+kvDim])
+				tensor.RoundF16(r.vc[o : o+kvDim])
+			}
+			if halfQ {
+				tensor.RoundF16(r.q[t*qDim : (t+1)*qDim])
+			}
 		}
 		r.att.layer = li
 		r.att.total = T * hp.heads
@@ -280,6 +290,12 @@ func (a *attnTask) Run(part, parts int) {
 			sum += e
 		}
 		inv := 1 / sum
+		if halfP {
+			for p := range s {
+				s[p] = tensor.F16ToF32(tensor.F32ToF16(s[p] * inv))
+			}
+			inv = 1
+		}
 		out := r.attIn.X[t*qDim+h*hd : t*qDim+(h+1)*hd]
 		clear(out)
 		for p, e := range s {

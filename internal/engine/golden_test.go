@@ -89,24 +89,30 @@ func encodePrompt(tok *tokenizer.Tokenizer, prompt string) []int {
 	return tok.Encode(prompt, tokenizer.EncodeOptions{AddBOS: true})
 }
 
-// charMatch is the fraction of the reference's characters that the output
-// reproduces, position by position up to the first difference... counted
-// over the longest common prefix plus equal runes after it.
+// charMatch is the share of characters the two texts have in common: the
+// length of their longest common subsequence (in runes) over the longer
+// length. One dropped or extra character costs one character, not the rest
+// of the line.
 func charMatch(got, want string) float64 {
 	g, w := []rune(got), []rune(want)
-	if len(w) == 0 {
-		if len(g) == 0 {
-			return 1
-		}
-		return 0
+	if len(g) == 0 && len(w) == 0 {
+		return 1
 	}
-	same := 0
-	for i := range min(len(g), len(w)) {
-		if g[i] == w[i] {
-			same++
+	prev, cur := make([]int, len(w)+1), make([]int, len(w)+1)
+	for i := range g {
+		for j := range w {
+			switch {
+			case g[i] == w[j]:
+				cur[j+1] = prev[j] + 1
+			case prev[j+1] >= cur[j]:
+				cur[j+1] = prev[j+1]
+			default:
+				cur[j+1] = cur[j]
+			}
 		}
+		prev, cur = cur, prev
 	}
-	return float64(same) / float64(max(len(g), len(w)))
+	return float64(prev[len(w)]) / float64(max(len(g), len(w)))
 }
 
 // TestGolden reproduces ../shared/golden/greedy.jsonl: exactly (ids and

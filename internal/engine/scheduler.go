@@ -321,7 +321,7 @@ func (s *Scheduler) emit(q *seq, logits []float32) bool {
 	sp.accept(tok)
 	q.tokens = append(q.tokens, tok)
 	q.last = tok
-	if s.m.tok.IsEOG(tok) {
+	if !q.req.IgnoreEOS && s.m.tok.IsEOG(tok) {
 		ev.Text = q.held + q.dec.Flush()
 		q.held = ""
 		s.send(q, ev)

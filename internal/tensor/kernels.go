@@ -1,5 +1,7 @@
 package tensor
 
+import "math"
+
 // The plain-Go twins of the SIMD kernels. Each SIMD kernel is tested
 // against its twin; on builds without SIMD these are the kernels.
 
@@ -28,22 +30,28 @@ func axpyGo(a float32, x, y []float32) {
 	}
 }
 
-// dotQ8Go is Σ_b wd[b]*xd[b]*Σ_i wq[32b+i]*xq[32b+i] over len(wd) blocks.
+// dotQ8Go is Σ_b wd[b]*xd[b]*Σ_i wq[32b+i]*xq[32b+i] over len(wd) blocks,
+// accumulated as the SIMD kernel (and llama.cpp) does: eight lanes of four
+// products each, fused multiply-add by the block's scale product, then a
+// pairwise horizontal sum.
 func dotQ8Go(wd []float32, wq []int8, xd []float32, xq []int8) float32 {
 	xd = xd[:len(wd)]
 	wq = wq[:len(wd)*QK]
 	xq = xq[:len(wd)*QK]
-	var sum float32
+	var acc [8]float32
 	for b := range wd {
 		w := wq[b*QK : b*QK+QK]
 		x := xq[b*QK : b*QK+QK]
-		var s int32
-		for i := range QK {
-			s += int32(w[i]) * int32(x[i])
+		d := float64(wd[b] * xd[b])
+		for k := range 8 {
+			var s int32
+			for i := 4 * k; i < 4*k+4; i++ {
+				s += int32(w[i]) * int32(x[i])
+			}
+			acc[k] = float32(math.FMA(d, float64(s), float64(acc[k])))
 		}
-		sum += float32(s) * (wd[b] * xd[b])
 	}
-	return sum
+	return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
 }
 
 // Dot is Σ a[i]*b[i] (len(b) >= len(a)).

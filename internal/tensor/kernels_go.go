@@ -8,7 +8,3 @@ const SIMD = "go"
 func dotF32(a, b []float32) float32 { return dotF32Go(a, b) }
 
 func axpy(a float32, x, y []float32) { axpyGo(a, x, y) }
-
-func dotQ8(wd []float32, wq []int8, xd []float32, xq []int8) float32 {
-	return dotQ8Go(wd, wq, xd, xq)
-}

@@ -45,7 +45,7 @@ func hsum(v archsimd.Float32x8) float32 {
 	// Scalar Go code is SSE: leaving the upper halves dirty makes every
 	// later SSE instruction pay a merge penalty (10x slower here).
 	archsimd.ClearAVXUpperBits()
-	return ((t[0] + t[4]) + (t[1] + t[5])) + ((t[2] + t[6]) + (t[3] + t[7]))
+	return ((t[0] + t[4]) + (t[2] + t[6])) + ((t[1] + t[5]) + (t[3] + t[7])) // llama.cpp's hsum_float_8
 }
 
 // axpy is axpyGo with AVX2+FMA.
@@ -67,57 +67,3 @@ func axpy(a float32, x, y []float32) {
 	}
 }
 
-// dotQ8 is dotQ8Go with AVX2, after llama.cpp's ggml_vec_dot_q8_0_q8_0:
-// per block, |w| (unsigned) times x carrying w's sign (VPMADDUBSW), pairs
-// summed to int32 (VPMADDWD with ones). Eight blocks' int32 vectors are then
-// reduced together with horizontal adds into one vector of eight block sums,
-// converted and scaled by the eight scale products with one FMA, so that the
-// loop needs no scalar (SSE) float work.
-func dotQ8(wd []float32, wq []int8, xd []float32, xq []int8) float32 {
-	if !useAVX2 {
-		return dotQ8Go(wd, wq, xd, xq)
-	}
-	nb := len(wd)
-	xd = xd[:nb]
-	wq = wq[:nb*QK]
-	xq = xq[:nb*QK]
-	ones := archsimd.BroadcastInt16x16(1)
-	var acc archsimd.Float32x8
-	b := 0
-	for ; b+8 <= nb; b += 8 {
-		o := b * QK
-		p0 := blockQ8(wq[o:], xq[o:], ones)
-		p1 := blockQ8(wq[o+QK:], xq[o+QK:], ones)
-		p2 := blockQ8(wq[o+2*QK:], xq[o+2*QK:], ones)
-		p3 := blockQ8(wq[o+3*QK:], xq[o+3*QK:], ones)
-		p4 := blockQ8(wq[o+4*QK:], xq[o+4*QK:], ones)
-		p5 := blockQ8(wq[o+5*QK:], xq[o+5*QK:], ones)
-		p6 := blockQ8(wq[o+6*QK:], xq[o+6*QK:], ones)
-		p7 := blockQ8(wq[o+7*QK:], xq[o+7*QK:], ones)
-		// Within each 128-bit half: [p0 p1 p2 p3] sums of that half.
-		lo := p0.AddPairsGrouped(p1).AddPairsGrouped(p2.AddPairsGrouped(p3))
-		hi := p4.AddPairsGrouped(p5).AddPairsGrouped(p6.AddPairsGrouped(p7))
-		var sums archsimd.Int32x8
-		sums = sums.SetLo(lo.GetLo().Add(lo.GetHi())).SetHi(hi.GetLo().Add(hi.GetHi()))
-		d := archsimd.LoadFloat32x8Slice(wd[b:]).Mul(archsimd.LoadFloat32x8Slice(xd[b:]))
-		acc = sums.ConvertToFloat32().MulAdd(d, acc)
-	}
-	s := hsum(acc)
-	for ; b < nb; b++ {
-		o := b * QK
-		var st int32
-		w := wq[o : o+QK]
-		x := xq[o : o+QK]
-		for i := range QK {
-			st += int32(w[i]) * int32(x[i])
-		}
-		s += float32(st) * (wd[b] * xd[b])
-	}
-	return s
-}
-
-func blockQ8(w, x []int8, ones archsimd.Int16x16) archsimd.Int32x8 {
-	wv := archsimd.LoadInt8x32Slice(w)
-	xv := archsimd.LoadInt8x32Slice(x)
-	return wv.Abs().AsUint8x32().DotProductPairsSaturated(xv.CopySign(wv)).DotProductPairs(ones)
-}

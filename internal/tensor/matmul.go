@@ -104,6 +104,7 @@ func (j *Job) rows(r0, r1 int) {
 	switch w.Kind {
 	case Q8:
 		nb := cols / QK
+		var o4 [4]float32
 		for r := r0; r < r1; r++ {
 			wd := w.Q8.D[r*nb : (r+1)*nb]
 			wq := w.Q8.Qs[r*cols : (r+1)*cols]
@@ -111,7 +112,15 @@ func (j *Job) rows(r0, r1 int) {
 			if j.Bias != nil {
 				bias = j.Bias[r]
 			}
-			for t := range in.T {
+			t := 0
+			// Four activation vectors per pass share each weight block load.
+			for ; t+4 <= in.T; t += 4 {
+				dotQ8x4(wd, wq, in.q.D[t*nb:], in.q.Qs[t*cols:], nb, &o4)
+				for i, v := range o4 {
+					j.Out[(t+i)*stride+r] = v + bias
+				}
+			}
+			for ; t < in.T; t++ {
 				j.Out[t*stride+r] = dotQ8(wd, wq, in.q.D[t*nb:(t+1)*nb], in.q.Qs[t*cols:(t+1)*cols]) + bias
 			}
 		}

@@ -94,9 +94,9 @@ func QuantizeMatrix(m *Matrix) (*Matrix, error) {
 	return q, nil
 }
 
-// QuantizeQ8 quantizes x (len a multiple of 32) into dst, as llama.cpp's
-// quantize_row_q8_0 does: per block d = amax/127 rounded to float16 and
-// q = round(x/d) with the unrounded d.
+// QuantizeQ8 quantizes x (len a multiple of 32) into dst as llama.cpp's
+// AVX2 quantize_row_q8_0 does: per block d = amax/127 (stored as float16),
+// q = round-half-even(x * 127/amax).
 func QuantizeQ8(dst Q8Blocks, x []float32) {
 	nb := len(x) / QK
 	d := dst.D[:nb]
@@ -105,30 +105,21 @@ func QuantizeQ8(dst Q8Blocks, x []float32) {
 		blk := x[b*QK : b*QK+QK]
 		var amax float32
 		for _, v := range blk {
-			if v < 0 {
-				v = -v
-			}
-			if v > amax {
-				amax = v
-			}
+			amax = max(amax, abs32(v))
 		}
-		s := amax / 127
+		d[b] = F16ToF32(F32ToF16(amax / 127))
 		var id float32
-		if s != 0 {
-			id = 1 / s
+		if amax != 0 {
+			id = 127 / amax
 		}
-		d[b] = F16ToF32(F32ToF16(s))
 		q := qs[b*QK : b*QK+QK]
 		for i, v := range blk {
-			q[i] = int8(roundHalfAway(v * id))
+			q[i] = int8(math.RoundToEven(float64(v * id)))
 		}
 	}
 }
 
-// roundHalfAway is C's roundf.
-func roundHalfAway(v float32) float32 {
-	return float32(math.Round(float64(v)))
-}
+func abs32(v float32) float32 { return math.Float32frombits(math.Float32bits(v) &^ (1 << 31)) }
 
 // DequantizeQ8 expands blocks (scales d, quants qs) into dst.
 func DequantizeQ8(dst []float32, d []float32, qs []int8) {
