@@ -144,7 +144,6 @@ func TestNonDeterministicNeverCached(t *testing.T) {
 	})
 }
 
-
 func TestCacheControl(t *testing.T) {
 	s := newStack(t, cache.NewMemory(1<<20), modelService(t), respcache.Config{})
 	body := with(t, base, map[string]any{"max_tokens": 5})
@@ -173,7 +172,6 @@ func TestCacheControl(t *testing.T) {
 		t.Fatalf("no-cache did not fill: %s", r.cache)
 	}
 }
-
 
 // TestSingleflight: 50 identical concurrent requests, half streamed, make
 // one upstream call and every client gets the whole answer in its format.
