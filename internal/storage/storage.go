@@ -25,17 +25,18 @@ import (
 // Config is the storage service's configuration.
 type Config struct {
 	service.Common
-	Port           int    `flag:"port" env:"STORAGE_PORT" default:"8003" help:"HTTP port of the storage service"`
-	Root           string `flag:"root" env:"STORAGE_ROOT" help:"filesystem backend directory (default ~/.local/share/llmo/storage)"`
-	S3Endpoint     string `flag:"s3-endpoint" env:"S3_ENDPOINT" help:"S3 endpoint URL; selects the S3 backend"`
-	S3Bucket       string `flag:"s3-bucket" env:"S3_BUCKET" help:"S3 bucket (created if missing)"`
-	S3Region       string `flag:"s3-region" env:"S3_REGION" default:"us-east-1" help:"S3 region"`
-	S3AccessKey    string `flag:"s3-access-key" env:"S3_ACCESS_KEY" help:"S3 access key"`
-	S3SecretKey    string `flag:"s3-secret-key" env:"S3_SECRET_KEY" help:"S3 secret key"`
-	S3Insecure     bool   `flag:"s3-insecure" env:"S3_INSECURE" help:"use plain HTTP for an endpoint given without a scheme"`
-	S3Prefix       string `flag:"s3-prefix" env:"S3_PREFIX" help:"key prefix inside the bucket"`
-	PushToken      string `flag:"push-token" env:"STORAGE_PUSH_TOKEN" help:"bearer token required to push and delete (reads stay open); empty disables"`
-	MaxUploadBytes int64  `flag:"max-upload-bytes" env:"STORAGE_MAX_UPLOAD_BYTES" default:"68719476736" help:"largest blob accepted (413 above it)"`
+	Port           int           `flag:"port" env:"STORAGE_PORT" default:"8003" help:"HTTP port of the storage service"`
+	Root           string        `flag:"root" env:"STORAGE_ROOT" help:"filesystem backend directory (default ~/.local/share/llmo/storage)"`
+	S3Endpoint     string        `flag:"s3-endpoint" env:"S3_ENDPOINT" help:"S3 endpoint URL; selects the S3 backend"`
+	S3Bucket       string        `flag:"s3-bucket" env:"S3_BUCKET" help:"S3 bucket (created if missing)"`
+	S3Region       string        `flag:"s3-region" env:"S3_REGION" default:"us-east-1" help:"S3 region"`
+	S3AccessKey    string        `flag:"s3-access-key" env:"S3_ACCESS_KEY" help:"S3 access key"`
+	S3SecretKey    string        `flag:"s3-secret-key" env:"S3_SECRET_KEY" help:"S3 secret key"`
+	S3Insecure     bool          `flag:"s3-insecure" env:"S3_INSECURE" help:"use plain HTTP for an endpoint given without a scheme"`
+	S3Prefix       string        `flag:"s3-prefix" env:"S3_PREFIX" help:"key prefix inside the bucket"`
+	PushToken      string        `flag:"push-token" env:"STORAGE_PUSH_TOKEN" help:"bearer token required to push and delete (reads stay open); empty disables"`
+	MaxUploadBytes int64         `flag:"max-upload-bytes" env:"STORAGE_MAX_UPLOAD_BYTES" default:"68719476736" help:"largest blob accepted (413 above it)"`
+	UploadTTL      time.Duration `flag:"upload-ttl" env:"STORAGE_UPLOAD_TTL" default:"24h" help:"abandoned upload sessions older than this are deleted"`
 }
 
 // Validate checks the config.
@@ -48,6 +49,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxUploadBytes <= 0 {
 		return fmt.Errorf("--max-upload-bytes must be positive")
+	}
+	if c.UploadTTL < time.Minute {
+		return fmt.Errorf("--upload-ttl must be at least 1m")
 	}
 	if c.S3Endpoint != "" && c.S3Bucket == "" {
 		return fmt.Errorf("--s3-endpoint needs --s3-bucket")
@@ -126,7 +130,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Storage, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewWithBackend(cfg, b, log), nil
+	s := NewWithBackend(cfg, b, log)
+	// The janitor lives as long as the ctx New was given (the process).
+	go s.janitor(ctx, cfg.UploadTTL)
+	return s, nil
 }
 
 // NewWithBackend builds the service over an already opened backend.

@@ -1,0 +1,8 @@
+# Storage: short fuzzing of the parsers of untrusted registry input (the seed
+# corpora also run in every `go test`).
+TEST_TARGETS += test-storage
+
+.PHONY: test-storage
+test-storage:
+	$(GO) test -run '^$$' -fuzz '^FuzzManifest$$' -fuzztime 15s ./internal/storage
+	$(GO) test -run '^$$' -fuzz '^FuzzRepoName$$' -fuzztime 15s ./internal/storage
