@@ -59,3 +59,17 @@ func Dot(a, b []float32) float32 { return dotF32(a, b) }
 
 // Axpy is y[i] += a*x[i] (len(y) >= len(x)).
 func Axpy(a float32, x, y []float32) { axpy(a, x, y) }
+
+func dotQ8x4Go(wd []float32, wq []int8, xd []float32, xq []int8, stride int, out *[4]float32) {
+	nb := len(wd)
+	for i := range 4 {
+		out[i] = dotQ8Go(wd, wq, xd[i*stride:i*stride+nb], xq[i*stride*QK:(i*stride+nb)*QK])
+	}
+}
+
+func dotQ8r4Go(wd []float32, wq []int8, xd []float32, xq []int8, out *[4]float32) {
+	nb := len(xd)
+	for i := range 4 {
+		out[i] = dotQ8Go(wd[i*nb:(i+1)*nb], wq[i*nb*QK:(i+1)*nb*QK], xd, xq)
+	}
+}

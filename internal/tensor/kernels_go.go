@@ -1,10 +1,26 @@
-//go:build !(goexperiment.simd && amd64) || purego
+//go:build !amd64 || purego
 
 package tensor
 
-// SIMD is the kernel set in use.
+// SIMD names the kernel set in use.
 const SIMD = "go"
 
 func dotF32(a, b []float32) float32 { return dotF32Go(a, b) }
 
 func axpy(a float32, x, y []float32) { axpyGo(a, x, y) }
+
+func dotQ8(wd []float32, wq []int8, xd []float32, xq []int8) float32 {
+	return dotQ8Go(wd, wq, xd, xq)
+}
+
+// dotQ8x4 is dotQ8 of one weight row with four activation vectors, the
+// i-th at blocks [i*stride, i*stride+len(wd)) of xd (and quants of xq).
+func dotQ8x4(wd []float32, wq []int8, xd []float32, xq []int8, stride int, out *[4]float32) {
+	dotQ8x4Go(wd, wq, xd, xq, stride, out)
+}
+
+// dotQ8r4 is dotQ8 of four consecutive weight rows (blocks [i*nb, (i+1)*nb)
+// of wd, nb = len(xd)) with one activation vector.
+func dotQ8r4(wd []float32, wq []int8, xd []float32, xq []int8, out *[4]float32) {
+	dotQ8r4Go(wd, wq, xd, xq, out)
+}

@@ -105,23 +105,41 @@ func (j *Job) rows(r0, r1 int) {
 	case Q8:
 		nb := cols / QK
 		var o4 [4]float32
-		for r := r0; r < r1; r++ {
-			wd := w.Q8.D[r*nb : (r+1)*nb]
-			wq := w.Q8.Qs[r*cols : (r+1)*cols]
-			var bias float32
-			if j.Bias != nil {
-				bias = j.Bias[r]
+		bias := func(r int) float32 {
+			if j.Bias == nil {
+				return 0
 			}
-			t := 0
+			return j.Bias[r]
+		}
+		t := 0
+		if in.T >= 4 {
 			// Four activation vectors per pass share each weight block load.
-			for ; t+4 <= in.T; t += 4 {
-				dotQ8x4(wd, wq, in.q.D[t*nb:], in.q.Qs[t*cols:], nb, &o4)
-				for i, v := range o4 {
-					j.Out[(t+i)*stride+r] = v + bias
+			for r := r0; r < r1; r++ {
+				wd := w.Q8.D[r*nb : (r+1)*nb]
+				wq := w.Q8.Qs[r*cols : (r+1)*cols]
+				b := bias(r)
+				for t = 0; t+4 <= in.T; t += 4 {
+					dotQ8x4(wd, wq, in.q.D[t*nb:], in.q.Qs[t*cols:], nb, &o4)
+					for i, v := range o4 {
+						j.Out[(t+i)*stride+r] = v + b
+					}
 				}
 			}
-			for ; t < in.T; t++ {
-				j.Out[t*stride+r] = dotQ8(wd, wq, in.q.D[t*nb:(t+1)*nb], in.q.Qs[t*cols:(t+1)*cols]) + bias
+		}
+		for ; t < in.T; t++ {
+			// Four weight rows per pass: independent FMA chains.
+			xd := in.q.D[t*nb : (t+1)*nb]
+			xq := in.q.Qs[t*cols : (t+1)*cols]
+			out := j.Out[t*stride:]
+			r := r0
+			for ; r+4 <= r1; r += 4 {
+				dotQ8r4(w.Q8.D[r*nb:(r+4)*nb], w.Q8.Qs[r*cols:(r+4)*cols], xd, xq, &o4)
+				for i, v := range o4 {
+					out[r+i] = v + bias(r+i)
+				}
+			}
+			for ; r < r1; r++ {
+				out[r] = dotQ8(w.Q8.D[r*nb:(r+1)*nb], w.Q8.Qs[r*cols:(r+1)*cols], xd, xq) + bias(r)
 			}
 		}
 	case F32:

@@ -90,6 +90,14 @@ func TestKernelsMatchTwins(t *testing.T) {
 				t.Errorf("dotQ8x4 blocks=%d vector %d: %g, single kernel %g", nb, i, o4[i], one)
 			}
 		}
+		// So does the four-row kernel (rows of xs used as weights).
+		dotQ8r4(xs.D[:4*nb], xs.Qs[:4*nb*QK], x.D, x.Qs, &o4)
+		for i := range 4 {
+			one := dotQ8(xs.D[i*nb:(i+1)*nb], xs.Qs[i*nb*QK:(i+1)*nb*QK], x.D, x.Qs)
+			if o4[i] != one {
+				t.Errorf("dotQ8r4 blocks=%d row %d: %g, single kernel %g", nb, i, o4[i], one)
+			}
+		}
 	}
 }
 
@@ -133,13 +141,13 @@ func TestQuantizeQ8(t *testing.T) {
 // one combined dispatch with bias and output stride.
 func TestMatMulPool(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	const rows, cols, T = 130, 96, 5
+	const rows, cols, T = 130, 96, 9
 	w := NewF32(rows, cols, randVec(r, rows*cols))
 	wq, err := QuantizeMatrix(w)
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := NewInput(8, cols)
+	in := NewInput(T, cols)
 	copy(in.X, randVec(r, T*cols))
 	in.Set(T)
 	bias := randVec(r, rows)

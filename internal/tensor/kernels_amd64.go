@@ -1,0 +1,100 @@
+//go:build amd64 && !purego
+
+package tensor
+
+import "golang.org/x/sys/cpu"
+
+// SIMD names the kernel set in use.
+var SIMD = func() string {
+	if hasAVX2 {
+		return "avx2"
+	}
+	return "go"
+}()
+
+var hasAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+// The assembly kernels of kernels_amd64.s. Each has a Go twin in kernels.go
+// that the tests compare it with.
+//
+// dotQ8AVX2 is dotQ8Go with the arithmetic of llama.cpp's
+// ggml_vec_dot_q8_0_q8_0: per block |w|·(x·sign w) (VPMADDUBSW), pairs
+// summed to eight int32 lanes (VPMADDWD), converted, and accumulated
+// lane-wise by one FMA with the block's scale product; then llama.cpp's
+// hsum_float_8. The twin computes the same sums in the same order.
+//
+//go:noescape
+func dotQ8AVX2(wd *float32, wq *int8, xd *float32, xq *int8, nb int) float32
+
+// dotQ8x4AVX2 is four dotQ8AVX2 of one weight row with the activation
+// vectors at xd+i*stride blocks (xq+i*stride*32 quants), sharing the weight
+// loads; each result is bit-identical to dotQ8AVX2's.
+//
+//go:noescape
+func dotQ8x4AVX2(wd *float32, wq *int8, xd *float32, xq *int8, nb, stride int, out *[4]float32)
+
+// dotQ8r4AVX2 is four dotQ8AVX2 of consecutive weight rows (nb blocks each)
+// with one activation vector: four independent FMA chains instead of one.
+//
+//go:noescape
+func dotQ8r4AVX2(wd *float32, wq *int8, xd *float32, xq *int8, nb int, out *[4]float32)
+
+// dotF32AVX2 is dotF32Go with four 8-wide FMA accumulators.
+//
+//go:noescape
+func dotF32AVX2(a, b *float32, n int) float32
+
+// axpyAVX2 is axpyGo.
+//
+//go:noescape
+func axpyAVX2(a float32, x, y *float32, n int)
+
+func dotQ8(wd []float32, wq []int8, xd []float32, xq []int8) float32 {
+	nb := len(wd)
+	if !hasAVX2 || nb == 0 {
+		return dotQ8Go(wd, wq, xd, xq)
+	}
+	_, _, _ = xd[nb-1], wq[nb*QK-1], xq[nb*QK-1]
+	return dotQ8AVX2(&wd[0], &wq[0], &xd[0], &xq[0], nb)
+}
+
+func dotQ8x4(wd []float32, wq []int8, xd []float32, xq []int8, stride int, out *[4]float32) {
+	nb := len(wd)
+	if !hasAVX2 || nb == 0 {
+		dotQ8x4Go(wd, wq, xd, xq, stride, out)
+		return
+	}
+	_, _ = xd[3*stride+nb-1], xq[(3*stride+nb)*QK-1]
+	_ = wq[nb*QK-1]
+	dotQ8x4AVX2(&wd[0], &wq[0], &xd[0], &xq[0], nb, stride, out)
+}
+
+func dotQ8r4(wd []float32, wq []int8, xd []float32, xq []int8, out *[4]float32) {
+	nb := len(xd)
+	if !hasAVX2 || nb == 0 {
+		dotQ8r4Go(wd, wq, xd, xq, out)
+		return
+	}
+	_, _ = wd[4*nb-1], wq[4*nb*QK-1]
+	_ = xq[nb*QK-1]
+	dotQ8r4AVX2(&wd[0], &wq[0], &xd[0], &xq[0], nb, out)
+}
+
+func dotF32(a, b []float32) float32 {
+	n := len(a)
+	if !hasAVX2 || n == 0 {
+		return dotF32Go(a, b)
+	}
+	_ = b[n-1]
+	return dotF32AVX2(&a[0], &b[0], n)
+}
+
+func axpy(a float32, x, y []float32) {
+	n := len(x)
+	if !hasAVX2 || n == 0 {
+		axpyGo(a, x, y)
+		return
+	}
+	_ = y[n-1]
+	axpyAVX2(a, &x[0], &y[0], n)
+}
