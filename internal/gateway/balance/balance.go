@@ -71,22 +71,23 @@ func (p *RoundRobin[T]) Pick(cands []T, _ uint64) int {
 // NeedsKey implements Policy.
 func (p *RoundRobin[T]) NeedsKey() bool { return false }
 
-// LeastLoaded is power-of-two-choices over Cost.
+// LeastLoaded is power-of-two-choices over Load, with latency breaking
+// ties.
 type LeastLoaded[T Target] struct{}
 
-// Cost is the expected wait at t: queue length (this gateway's in-flight
-// requests plus the engine's own waiting queue, plus one for the new
-// request) times the latency estimate, inflated as the KV cache fills (a full
-// cache means preemption or queueing in the engine).
-func Cost(t Target) float64 {
-	lat := t.Latency()
-	if lat < 1e-3 {
-		lat = 1e-3 // unknown or tiny: queue length decides
-	}
-	return float64(t.Outstanding()+t.Waiting()+1) * lat * (1 + t.KVUsage())
+// Load is the work queued at t: this gateway's in-flight requests to it plus
+// the engine's own waiting queue (requests from other gateways), plus its
+// KV-cache use (0..1), which separates replicas with equal queues by how
+// close they are to preempting.
+func Load(t Target) float64 {
+	return float64(t.Outstanding()+t.Waiting()) + t.KVUsage()
 }
 
-// Pick implements Policy.
+// Pick implements Policy. Of two random candidates the less loaded wins; at
+// equal load a replica more than twice as slow loses (a slow replica under
+// light, sequential traffic never builds a queue, so load alone would not
+// see it). Smaller latency differences are noise and the choice stays
+// random, which spreads load evenly over equal replicas.
 func (p *LeastLoaded[T]) Pick(cands []T, _ uint64) int {
 	n := len(cands)
 	if n == 1 {
@@ -97,8 +98,15 @@ func (p *LeastLoaded[T]) Pick(cands []T, _ uint64) int {
 	if j >= i {
 		j++
 	}
-	ci, cj := Cost(cands[i]), Cost(cands[j])
-	if cj < ci || (cj == ci && cands[j].Outstanding() < cands[i].Outstanding()) {
+	li, lj := Load(cands[i]), Load(cands[j])
+	switch {
+	case lj < li:
+		return j
+	case li < lj:
+		return i
+	}
+	ti, tj := max(cands[i].Latency(), 1e-3), max(cands[j].Latency(), 1e-3)
+	if tj*2 < ti {
 		return j
 	}
 	return i

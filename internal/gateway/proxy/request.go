@@ -121,6 +121,8 @@ func Parse(kind Kind, body []byte, prefixChars int) (*Request, error) {
 		if prefixChars > 0 {
 			r.Prefix = chatPrefix(msgs, prefixChars)
 		}
+	} else if raw[0] != '"' && raw[0] != '[' {
+		return nil, errs.Param(field, "%s must be a string or an array", field)
 	} else if prefixChars > 0 && kind == Completion {
 		var pr api.Prompt
 		if err := json.Unmarshal(raw, &pr); err != nil {

@@ -118,18 +118,15 @@ func (r *Replica) Latency() float64 {
 }
 
 // ObserveLatency folds one time-to-headers observation into the EWMA.
-// Peaks are taken at once (as Finagle's peak EWMA does) so that a replica
-// turning slow is avoided quickly.
 func (r *Replica) ObserveLatency(d time.Duration) {
 	s := d.Seconds()
-	now := time.Now().UnixNano()
 	old := r.Latency()
 	nv := s
-	if old != 0 && s < old {
+	if old != 0 {
 		nv = 0.7*old + 0.3*s
 	}
 	r.latBits.Store(math.Float64bits(nv))
-	r.latAt.Store(now)
+	r.latAt.Store(time.Now().UnixNano())
 }
 
 // Breaker returns the replica's circuit breaker admission: done must be
