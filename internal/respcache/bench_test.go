@@ -1,0 +1,126 @@
+package respcache_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/llmo/llmo/internal/cache"
+	"github.com/llmo/llmo/internal/cache/cachetest"
+	"github.com/llmo/llmo/internal/config"
+	"github.com/llmo/llmo/internal/modelsvc"
+	"github.com/llmo/llmo/internal/reqinfo"
+	"github.com/llmo/llmo/internal/respcache"
+	"github.com/llmo/llmo/internal/testenv"
+)
+
+var (
+	synthOnce sync.Once
+	synthH    http.Handler
+)
+
+// synthService is the model service on synth-15m-q8_0.gguf, the model the
+// issue names for the hit-versus-miss figures.
+func synthService(b *testing.B) http.Handler {
+	path := testenv.Model(b, "synth-15m-q8_0.gguf")
+	synthOnce.Do(func() {
+		var cfg modelsvc.Config
+		if _, err := config.Load("bench", &cfg, config.Source{Args: []string{"--model", path, "--chat-template", "chatml", "--log-level", "error"}}); err != nil {
+			b.Fatal(err)
+		}
+		svc, err := modelsvc.New(context.Background(), cfg, quiet)
+		if err != nil {
+			b.Fatal(err)
+		}
+		synthH = svc.Server().Handler()
+		for range 3000 {
+			rec := httptest.NewRecorder()
+			synthH.ServeHTTP(rec, httptest.NewRequest("GET", "/ready", nil))
+			if rec.Code == 200 {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		b.Fatal("synth model service never became ready")
+	})
+	return synthH
+}
+
+// BenchmarkHitMiss reports p50/p99 latency of a request through the
+// middleware (in-process, no network between client and layer) for a hit
+// and for a miss that runs synth-15m-q8_0 for 16 tokens, on both backends.
+//
+//	go test -run '^$' -bench HitMiss -benchtime 2000x ./internal/respcache/
+func BenchmarkHitMiss(b *testing.B) {
+	backends := map[string]func(b *testing.B) cache.Store{
+		"memory": func(*testing.B) cache.Store { return cache.NewMemory(64 << 20) },
+		"redis": func(b *testing.B) cache.Store {
+			s, err := cache.NewRedis(cachetest.Redis(b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return s
+		},
+	}
+	for _, name := range []string{"memory", "redis"} {
+		for _, mode := range []string{"hit", "hit-stream", "miss"} {
+			b.Run(name+"/"+mode, func(b *testing.B) {
+				model := synthService(b)
+				l, err := respcache.New(respcache.Config{}, backends[name](b), nil, quiet)
+				if err != nil {
+					b.Fatal(err)
+				}
+				h := l.Middleware(model)
+				body := func(i int) string {
+					p := "Once upon a time"
+					if mode == "miss" {
+						p = fmt.Sprintf("Story number %d began", i)
+					}
+					s := fmt.Sprintf(`{"model":"synth-15m-q8_0","messages":[{"role":"user","content":%q}],"temperature":0,"max_tokens":16}`, p)
+					if mode == "hit-stream" {
+						s = strings.Replace(s, `{"model"`, `{"stream":true,"model"`, 1)
+					}
+					return s
+				}
+				do := func(i int) string {
+					ctx := reqinfo.WithPrincipal(context.Background(), &reqinfo.Principal{Namespace: "bench"})
+					ctx, _ = reqinfo.WithMeter(ctx)
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(body(i))).WithContext(ctx))
+					if rec.Code != 200 {
+						b.Fatalf("%d %s", rec.Code, rec.Body)
+					}
+					return rec.Header().Get("X-Cache")
+				}
+				if mode != "miss" {
+					do(0)
+					_ = l.Close()
+					if got := do(0); got != "HIT" {
+						b.Fatalf("warm-up: X-Cache %s", got)
+					}
+				}
+				lat := make([]time.Duration, 0, b.N)
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					start := time.Now()
+					got := do(i + int(time.Now().UnixNano()%1e9)*1000)
+					lat = append(lat, time.Since(start))
+					if want := map[bool]string{true: "MISS", false: "HIT"}[mode == "miss"]; got != want {
+						b.Fatalf("X-Cache %s; want %s", got, want)
+					}
+				}
+				b.StopTimer()
+				_ = l.Close()
+				slices.Sort(lat)
+				b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+				b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds())/1000, "p99-ms")
+			})
+		}
+	}
+}
