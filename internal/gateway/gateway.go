@@ -127,6 +127,9 @@ func (g *Gateway) Registry() *upstream.Registry { return g.reg }
 func (g *Gateway) Close() {
 	g.closeOnce.Do(func() {
 		g.cancel()
+		if g.layers != nil {
+			g.layers.close()
+		}
 		g.proxy.Close()
 	})
 }

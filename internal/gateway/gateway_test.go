@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmo/llmo/internal/auth"
 	"github.com/llmo/llmo/internal/gateway/gwtest"
 	"github.com/llmo/llmo/internal/service"
 )
@@ -23,6 +24,8 @@ func testConfig(replicas ...string) Config {
 	return Config{
 		Common: service.Common{Host: "127.0.0.1", LogFormat: "text", LogLevel: "error", DrainTimeout: time.Second,
 			MaxBodyBytes: 1 << 20, ReadHeaderTimeout: time.Second, IdleTimeout: time.Second},
+		Layers: Layers{Config: auth.Config{Mode: "off", DefaultMaxTokens: 1024}, CacheTTL: time.Hour,
+			CacheMemoryBytes: 1 << 20, SemanticThreshold: 0.95},
 		Replicas: replicas, Balancer: "least-loaded", PrefixChars: 256, DNSInterval: time.Second,
 		HealthInterval: 50 * time.Millisecond, EjectAfter: 3, EjectTime: 300 * time.Millisecond,
 		ConnectTimeout: time.Second, FirstByteTimeout: 5 * time.Second, StreamIdleTimeout: 2 * time.Second,

@@ -14,16 +14,12 @@ import (
 	"github.com/llmo/llmo/internal/buildinfo"
 	"github.com/llmo/llmo/internal/errs"
 	"github.com/llmo/llmo/internal/gateway/proxy"
+	"github.com/llmo/llmo/internal/ollama"
 	"github.com/llmo/llmo/internal/reqinfo"
 	"github.com/llmo/llmo/internal/service"
 )
 
 var proxiedRoutes = []string{"POST /v1/chat/completions", "POST /v1/completions", "POST /v1/embeddings"}
-
-// ollamaRoutes are the Ollama API routes, each registered on its own so
-// that metrics carry the route template.
-var ollamaRoutes = []string{"POST /api/generate", "POST /api/chat", "POST /api/embed", "POST /api/embeddings",
-	"GET /api/tags", "POST /api/show", "GET /api/ps", "GET /api/version", "HEAD /api/version", "GET /{$}", "HEAD /{$}"}
 
 func (g *Gateway) routes() {
 	l := g.layers
@@ -56,7 +52,8 @@ func (g *Gateway) routes() {
 	mux.Handle("DELETE /admin/replicas", l.admin(http.HandlerFunc(g.serveDeregister)))
 	if l.ollama != nil {
 		oh := c.wrap(l.ollama(g.v1))
-		for _, p := range ollamaRoutes {
+		// Each Ollama route on its own entry, so metrics carry the template.
+		for _, p := range ollama.Patterns {
 			mux.Handle(p, oh)
 		}
 	}

@@ -71,6 +71,11 @@ func (p *RoundRobin[T]) Pick(cands []T, _ uint64) int {
 // NeedsKey implements Policy.
 func (p *RoundRobin[T]) NeedsKey() bool { return false }
 
+// latencyFloor is the latency below which differences are ignored: a few
+// milliseconds of jitter (GC, scheduling) must not steer traffic, and no
+// model replica answers faster anyway.
+const latencyFloor = 5e-3
+
 // LeastLoaded is power-of-two-choices over Load, with latency breaking
 // ties.
 type LeastLoaded[T Target] struct{}
@@ -105,7 +110,7 @@ func (p *LeastLoaded[T]) Pick(cands []T, _ uint64) int {
 	case li < lj:
 		return i
 	}
-	ti, tj := max(cands[i].Latency(), 1e-3), max(cands[j].Latency(), 1e-3)
+	ti, tj := max(cands[i].Latency(), latencyFloor), max(cands[j].Latency(), latencyFloor)
 	if tj*2 < ti {
 		return j
 	}

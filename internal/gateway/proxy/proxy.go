@@ -421,7 +421,10 @@ func (p *Proxy) classify(ctx, actx context.Context, err error) *attemptErr {
 		return &attemptErr{reason: "canceled", err: context.Cause(ctx)}
 	}
 	if cause := context.Cause(actx); errors.Is(cause, errFirstByte) {
-		return &attemptErr{reason: "first_byte_timeout", replicaAt: true, err: errFirstByte}
+		// Nothing reached the client and the attempt is cancelled (the
+		// replica drops the sequence), so a hung replica's request may be
+		// served by another one; the retry budget bounds the extra load.
+		return &attemptErr{reason: "first_byte_timeout", retryable: true, replicaAt: true, err: errFirstByte}
 	}
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {

@@ -385,3 +385,19 @@ func (g *Registry) Report(r *Replica, failed bool, reason string) {
 			"until", r.ejectedUntil.Format(time.RFC3339), "reason", reason)
 	}
 }
+
+// Digest is the weights digest a replica of model reports in /v1/models
+// ("" when none does); the response cache keys on it.
+func (g *Registry) Digest(model string) string {
+	for _, r := range g.Pool(model) {
+		r.mu.Lock()
+		for _, m := range r.models {
+			if m.ID == model && m.Digest != "" {
+				r.mu.Unlock()
+				return m.Digest
+			}
+		}
+		r.mu.Unlock()
+	}
+	return ""
+}
