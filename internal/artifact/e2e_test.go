@@ -3,6 +3,7 @@ package artifact_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -228,6 +229,34 @@ func TestModelsJSON(t *testing.T) {
 	for _, k := range []string{`"name"`, `"digest"`, `"config"`, `"architecture"`, `"parameters"`, `"quantization"`, `"context_length"`} {
 		if !strings.Contains(string(b), k) {
 			t.Errorf("%s missing in %s", k, b)
+		}
+	}
+}
+
+// TestConcurrentResolveSharesCache: replicas on one host resolving the same
+// model at once into one cache both get the verified file.
+func TestConcurrentResolveSharesCache(t *testing.T) {
+	model := testenv.Model(t, modelName)
+	want := fileDigest(t, model)
+	base, _ := startStorage(t, t.TempDir(), nil)
+	ctx := context.Background()
+	if _, err := artifact.Push(ctx, model, "synth:q8", artifact.ResolveOptions{StorageURL: base}); err != nil {
+		t.Fatal(err)
+	}
+	cache := t.TempDir()
+	errc := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		go func() {
+			_, d, err := artifact.Resolve(ctx, "synth:q8", artifact.ResolveOptions{StorageURL: base, CacheDir: cache})
+			if err == nil && d != want {
+				err = fmt.Errorf("digest %s", d)
+			}
+			errc <- err
+		}()
+	}
+	for i := 0; i < 4; i++ {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
 		}
 	}
 }

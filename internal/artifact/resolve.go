@@ -247,9 +247,18 @@ func (c *cache) blob(d string) (string, bool) {
 		_ = os.Remove(p + ".ok")
 		return "", false
 	}
-	b, _ := json.Marshal(want)
-	_ = os.WriteFile(p+".ok", b, 0o644)
+	c.stamp(p)
 	return p, true
+}
+
+// stamp records that p was just verified.
+func (c *cache) stamp(p string) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return
+	}
+	b, _ := json.Marshal(stamp{st.Size(), st.ModTime().UnixNano()})
+	_ = os.WriteFile(p+".ok", b, 0o644)
 }
 
 func (c *cache) refPath(ref string) string {
@@ -298,6 +307,20 @@ func (c *cache) fetch(ctx context.Context, o ResolveOptions, u string, hdr map[s
 		name = "url-" + hex.EncodeToString(sum[:8])
 	}
 	partial := filepath.Join(c.dir, "tmp", name+".partial")
+	lock, err := os.OpenFile(partial+".lock", os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return "", errs.Wrap(errs.Internal, err, "cannot write to the model cache")
+	}
+	defer lock.Close()
+	if err := lockFile(lock); err != nil {
+		return "", errs.Wrap(errs.Internal, err, "cannot lock the download")
+	}
+	// Another process may have finished the download while we waited.
+	if want != "" {
+		if p, ok := c.blob(want); ok {
+			return p, nil
+		}
+	}
 	var last error
 	for attempt := 1; attempt <= o.Retries; attempt++ {
 		if attempt > 1 {
@@ -339,10 +362,8 @@ func (c *cache) fetch(ctx context.Context, o ResolveOptions, u string, hdr map[s
 		if err := os.Rename(partial, dst); err != nil {
 			return "", errs.Wrap(errs.Internal, err, "cannot move the download into the cache")
 		}
-		if p, ok := c.blob(got); ok {
-			return p, nil
-		}
-		return "", errs.E(errs.Internal, "cached file vanished")
+		c.stamp(dst)
+		return dst, nil
 	}
 	if errs.KindOf(last) == errs.BadGateway {
 		return "", last
