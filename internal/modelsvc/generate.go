@@ -22,6 +22,7 @@ type generation struct {
 	ctx     context.Context // ends when the request ends or close is called
 	chans   []<-chan engine.Event
 	timers  []*seqTimer
+	ended   []bool // the sequence's end was recorded in the metrics
 	cancel  context.CancelFunc
 	release func()
 }
@@ -43,6 +44,7 @@ func (s *Service) start(ctx context.Context, m *model, reqs []engine.Request, ar
 		}
 		g.chans = append(g.chans, ch)
 		g.timers = append(g.timers, s.met.timer(m.id, arrived))
+		g.ended = append(g.ended, false)
 	}
 	return g, nil
 }
@@ -52,6 +54,20 @@ func (s *Service) start(ctx context.Context, m *model, reqs []engine.Request, ar
 func (g *generation) close() {
 	g.cancel()
 	g.release()
+	for i, t := range g.timers {
+		if !g.ended[i] { // the client left or the request failed mid-way
+			g.ended[i] = true
+			t.finish("abort", len(g.reqs[i].Prompt), t.tokens)
+		}
+	}
+}
+
+// end records sequence i's end once.
+func (g *generation) end(i int, reason string, prompt, completion int) {
+	if !g.ended[i] {
+		g.ended[i] = true
+		g.timers[i].finish(reason, prompt, completion)
+	}
 }
 
 // seqResult is one finished sequence.
@@ -109,14 +125,14 @@ func (g *generation) observe(e event, res *seqResult, keepTokens bool) bool {
 	if e.closed {
 		if res.finish == "" && res.err == nil {
 			res.err = errors.New("generation ended without finishing")
-			t.finish("abort", len(g.reqs[e.seq].Prompt), t.tokens)
+			g.end(e.seq, "abort", len(g.reqs[e.seq].Prompt), t.tokens)
 		}
 		return true
 	}
 	ev := e.ev
 	if ev.Err != nil {
 		res.err = ev.Err
-		t.finish("abort", len(g.reqs[e.seq].Prompt), t.tokens)
+		g.end(e.seq, "abort", len(g.reqs[e.seq].Prompt), t.tokens)
 		return true
 	}
 	if !ev.Done {
@@ -136,7 +152,7 @@ func (g *generation) observe(e event, res *seqResult, keepTokens bool) bool {
 			res.prompt = len(g.reqs[e.seq].Prompt)
 		}
 		res.completion = max(ev.CompletionTokens, t.tokens)
-		t.finish(res.finish, res.prompt, res.completion)
+		g.end(e.seq, res.finish, res.prompt, res.completion)
 		return true
 	}
 	return false

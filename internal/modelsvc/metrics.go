@@ -107,6 +107,7 @@ func (t *seqTimer) token(now time.Time) {
 	}
 	t.tokens++
 	t.last = now
+	t.m.genTokens.WithLabelValues(t.model).Inc() // as it happens, so rates are live
 }
 
 // finish records the end of a sequence; reason is stop, length or abort.
@@ -114,5 +115,7 @@ func (t *seqTimer) finish(reason string, prompt, completion int) {
 	t.m.e2e.WithLabelValues(t.model).Observe(time.Since(t.arrived).Seconds())
 	t.m.success.WithLabelValues(t.model, reason).Inc()
 	t.m.promptTokens.WithLabelValues(t.model).Add(float64(prompt))
-	t.m.genTokens.WithLabelValues(t.model).Add(float64(completion))
+	if extra := completion - t.tokens; extra > 0 { // tokens the engine counted but did not emit
+		t.m.genTokens.WithLabelValues(t.model).Add(float64(extra))
+	}
 }
