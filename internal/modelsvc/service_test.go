@@ -153,7 +153,9 @@ func TestChatTemplates(t *testing.T) {
 	}
 	// llama2's template raises on non-alternating roles: a 400 naming messages.
 	ts := startService(t, "--model", stories(t), "--chat-template", "llama2")
-	var env struct{ Error struct{ Message, Param string } }
+	var env struct {
+		Error struct{ Message, Param string }
+	}
 	resp := postJSON(t, ts.URL+"/v1/chat/completions", `{"messages":[{"role":"user","content":"a"},{"role":"user","content":"b"}]}`, &env)
 	if resp.StatusCode != 400 || env.Error.Param != "messages" || !strings.Contains(env.Error.Message, "alternate") {
 		t.Fatalf("got %d %+v", resp.StatusCode, env)
