@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/llmo/llmo/internal/cache"
 )
@@ -31,6 +32,9 @@ var ignored = []string{"stream", "stream_options", "user"}
 // object with a string model; such requests pass through untouched and the
 // proxy rejects them with the proper error.
 func parseRequest(kind string, body []byte) (req *request, ok bool) {
+	if !utf8.Valid(body) {
+		return nil, false // encoding/json would fold distinct bad bytes into U+FFFD: keys could collide
+	}
 	v, err := decodeJSON(body)
 	if err != nil {
 		return nil, false
