@@ -322,3 +322,28 @@ func skopeoSuite(t *testing.T, skopeo, crane, host string) {
 		t.Fatal("image still there after skopeo delete")
 	}
 }
+
+// TestCraneWithPushToken: crane logs in with the token as its password,
+// pushes and deletes; without credentials its push is refused.
+func TestCraneWithPushToken(t *testing.T) {
+	crane := testenv.Binary(t, "crane")
+	base, _ := startFS(t, func(c *Config) { c.PushToken = "tok3n" })
+	host := strings.TrimPrefix(base, "http://")
+	home := t.TempDir()
+	craneAt := func(args ...string) ([]byte, error) {
+		cmd := exec.Command(crane, args...)
+		cmd.Env = append(os.Environ(), "HOME="+home, "DOCKER_CONFIG="+filepath.Join(home, ".docker"))
+		return cmd.CombinedOutput()
+	}
+	if out, err := craneAt("append", "--insecure", "-f", layerTar(t), "-t", host+"/tok/img:v1"); err == nil {
+		t.Fatalf("anonymous push succeeded: %s", out)
+	}
+	if out, err := craneAt("auth", "login", host, "-u", "llmo", "-p", "tok3n"); err != nil {
+		t.Fatalf("login: %v %s", err, out)
+	}
+	if out, err := craneAt("append", "--insecure", "-f", layerTar(t), "-t", host+"/tok/img:v1"); err != nil {
+		t.Fatalf("push with the token: %v %s", err, out)
+	}
+	// Anonymous reads still work.
+	run(t, crane, "digest", "--insecure", host+"/tok/img:v1")
+}
