@@ -125,6 +125,11 @@ func (p *LeastLoaded[T]) NeedsKey() bool { return false }
 // outstanding count stays within LoadFactor times the mean wins.
 type Prefix[T Target] struct {
 	LoadFactor float64 // > 1; 1.25 by default
+	// MinLoad is the bound below which a replica never spills (default 4):
+	// with a strict bound a replica holding one request would already spill
+	// when the others are idle, and an engine batches several sequences at
+	// no extra cost.
+	MinLoad int64
 }
 
 // Pick implements Policy.
@@ -141,7 +146,11 @@ func (p *Prefix[T]) Pick(cands []T, key uint64) int {
 	if c <= 1 {
 		c = 1.25
 	}
-	limit := int64(math.Ceil(c * float64(total+1) / float64(n)))
+	minLoad := p.MinLoad
+	if minLoad <= 0 {
+		minLoad = 4
+	}
+	limit := max(int64(math.Ceil(c*float64(total+1)/float64(n))), minLoad)
 	best, bestScore := -1, uint64(0)
 	fallback, fbScore := 0, uint64(0)
 	for i, t := range cands {
