@@ -32,6 +32,7 @@ type Config struct {
 	Storage         string        `flag:"storage" env:"LLMO_STORAGE" help:"storage service URL for NAME:TAG model refs"`
 	ModelCache      string        `flag:"model-cache" env:"LLMO_MODEL_CACHE" help:"local cache of pulled models (default ~/.cache/llmo/models)"`
 	HFBaseURL       string        `flag:"hf-base-url" env:"LLMO_HF_BASE_URL" help:"Hugging Face base URL for hf:// refs"`
+	HFToken         string        `flag:"hf-token" env:"HF_TOKEN" help:"Hugging Face token for gated hf:// models"`
 }
 
 // Validate checks the configuration at start-up.
