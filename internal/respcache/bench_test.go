@@ -3,6 +3,7 @@ package respcache_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -69,7 +70,7 @@ func BenchmarkHitMiss(b *testing.B) {
 		},
 	}
 	for _, name := range []string{"memory", "redis"} {
-		for _, mode := range []string{"hit", "hit-stream", "miss"} {
+		for _, mode := range []string{"hit", "hit-stream", "hit-http", "miss"} {
 			b.Run(name+"/"+mode, func(b *testing.B) {
 				model := synthService(b)
 				l, err := respcache.New(respcache.Config{}, backends[name](b), nil, quiet)
@@ -77,6 +78,15 @@ func BenchmarkHitMiss(b *testing.B) {
 					b.Fatal(err)
 				}
 				h := l.Middleware(model)
+				var srv *httptest.Server
+				if mode == "hit-http" { // the same over loopback HTTP with keep-alive, as a client sees it
+					srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+						ctx := reqinfo.WithPrincipal(r.Context(), &reqinfo.Principal{Namespace: "bench"})
+						ctx, _ = reqinfo.WithMeter(ctx)
+						h.ServeHTTP(w, r.WithContext(ctx))
+					}))
+					defer srv.Close()
+				}
 				body := func(i int) string {
 					p := "Once upon a time"
 					if mode == "miss" {
@@ -89,6 +99,15 @@ func BenchmarkHitMiss(b *testing.B) {
 					return s
 				}
 				do := func(i int) string {
+					if srv != nil {
+						resp, err := srv.Client().Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(body(i)))
+						if err != nil {
+							b.Fatal(err)
+						}
+						_, _ = io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+						return resp.Header.Get("X-Cache")
+					}
 					ctx := reqinfo.WithPrincipal(context.Background(), &reqinfo.Principal{Namespace: "bench"})
 					ctx, _ = reqinfo.WithMeter(ctx)
 					rec := httptest.NewRecorder()
