@@ -394,7 +394,9 @@ type StackOptions struct {
 	Storage     bool // start the storage service
 	StorageArgs []string
 	StorageEnv  []string
-	Dashboard   bool // give the gateway a dashboard port
+	Dashboard   bool     // give the gateway a dashboard port
+	CommonArgs  []string // service.Common flags given to every service
+	CacheArgs   []string
 }
 
 // Stack is a running multi-process llmo.
@@ -423,14 +425,14 @@ func StartStack(t testing.TB, o StackOptions) *Stack {
 	}
 	s := &Stack{Harness: NewHarness(t), Model: modelID(o.Model)}
 	if o.Storage {
-		s.Storage = s.StartStorage(o.StorageArgs, o.StorageEnv)
+		s.Storage = s.StartStorage(append(o.CommonArgs, o.StorageArgs...), o.StorageEnv)
 	}
 	if o.Cache {
 		port := testenv.FreePort(t)
-		s.Cache = s.Spawn(&Proc{Name: "cache", Port: port, Args: []string{"serve", "cache", "--port", fmt.Sprint(port)}})
+		s.Cache = s.Spawn(&Proc{Name: "cache", Port: port, Args: append(append([]string{"serve", "cache", "--port", fmt.Sprint(port)}, o.CommonArgs...), o.CacheArgs...)})
 	}
 	for i := 0; i < o.Replicas; i++ {
-		s.Replicas = append(s.Replicas, s.Spawn(s.replicaProc(i, o.Model, o.ModelArgs)))
+		s.Replicas = append(s.Replicas, s.Spawn(s.replicaProc(i, o.Model, append(o.CommonArgs, o.ModelArgs...))))
 	}
 	for _, p := range append([]*Proc{s.Cache}, s.Replicas...) {
 		if p != nil {
@@ -457,7 +459,7 @@ func StartStack(t testing.TB, o StackOptions) *Stack {
 	if s.Storage != nil {
 		args = append(args, "--storage", s.Storage.URL)
 	}
-	args = append(args, o.GatewayArgs...)
+	args = append(append(args, o.CommonArgs...), o.GatewayArgs...)
 	env := append([]string{"LLMO_AUTH=off"}, o.GatewayEnv...)
 	s.Gateway = s.Start(&Proc{Name: "gateway", Port: port, Args: args, Env: env})
 	s.WaitHealthy(t, o.Replicas, 30*time.Second)
