@@ -83,7 +83,7 @@ type replica struct {
 
 func startReplica(t *testing.T, model string, extra ...string) *replica {
 	port := testenv.FreePort(t)
-	args := append([]string{"serve", "model", "--model", model, "--port", strconv.Itoa(port), "--threads", "1",
+	args := append([]string{"serve", "model", "--model", model, "--port", strconv.Itoa(port), "--threads", "1", "--chat-template", "chatml",
 		"--log-level", "warn"}, extra...)
 	return &replica{proc: start(t, "replica-"+strconv.Itoa(port), args...), url: "http://127.0.0.1:" + strconv.Itoa(port)}
 }
