@@ -6,9 +6,6 @@ import (
 	"github.com/llmo/llmo/internal/tensor"
 )
 
-// Rounding points of llama.cpp's default CPU attention (F16 KV cache).
-var halfKV, halfQ, halfP = false, false, false
-
 // ropeTable holds cos/sin of every (position, pair) as ggml computes them:
 // theta starts at pos*freq_scale and is multiplied by base^(-2/d) in float32
 // from one pair to the next.
@@ -20,7 +17,8 @@ type ropeTable struct {
 func newRopeTable(hp hparams, ctx int) ropeTable {
 	half := hp.ropeDim / 2
 	t := ropeTable{half: half, cos: make([]float32, ctx*half), sin: make([]float32, ctx*half)}
-	scale := float32(math.Pow(float64(hp.ropeBase), -2/float64(hp.ropeDim)))
+	// powf(freq_base, -2.0f/n_dims), the exponent in float32 as in ggml.
+	scale := float32(math.Pow(float64(hp.ropeBase), float64(float32(-2)/float32(hp.ropeDim))))
 	for p := range ctx {
 		theta := float32(p) * hp.ropeFreqScale
 		for i := range half {
@@ -186,13 +184,6 @@ func (r *runner) forward(hidden bool) {
 			o := r.kvOff(li, b.slot[t], b.pos[t])
 			copy(r.kc[o:o+kvDim], r.k[t*kvDim:(t+1)*kvDim])
 			copy(r.vc[o:o+kvDim], r.v[t*kvDim:(t+1)*kvDim])
-			if halfKV {
-				tensor.RoundF16(r.kc[o : o+kvDim])
-				tensor.RoundF16(r.vc[o : o+kvDim])
-			}
-			if halfQ {
-				tensor.RoundF16(r.q[t*qDim : (t+1)*qDim])
-			}
 		}
 		r.att.layer = li
 		r.att.total = T * hp.heads
@@ -275,32 +266,33 @@ func (a *attnTask) Run(part, parts int) {
 		q := r.q[t*qDim+h*hd : t*qDim+(h+1)*hd]
 		kvh := h / group
 		base := r.kvOff(a.layer, slot, 0) + kvh*hd
-		s := scores[:pos+1]
-		mx := float32(math.Inf(-1))
-		for p := range s {
-			o := base + p*kvDim
-			v := tensor.Dot(q, r.kc[o:o+hd]) * scale
-			s[p] = v
-			mx = max(mx, v)
-		}
-		var sum float32
-		for p, v := range s {
-			e := float32(math.Exp(float64(v - mx)))
-			s[p] = e
-			sum += e
-		}
-		inv := 1 / sum
-		if halfP {
-			for p := range s {
-				s[p] = tensor.F16ToF32(tensor.F32ToF16(s[p] * inv))
-			}
-			inv = 1
-		}
 		out := r.attIn.X[t*qDim+h*hd : t*qDim+(h+1)*hd]
-		clear(out)
-		for p, e := range s {
-			o := base + p*kvDim
-			tensor.Axpy(e*inv, r.vc[o:o+hd], out)
-		}
+		attend(out, q, r.kc[base:], r.vc[base:], kvDim, pos, hd, scale, scores)
+	}
+}
+
+// attend computes one head's attention output for one token: q against the
+// keys at positions 0..pos (k and v start at position 0 of this head, kvDim
+// apart), softmax, and the weighted sum of the values.
+func attend(out, q, k, v []float32, kvDim, pos, hd int, scale float32, scores []float32) {
+	s := scores[:pos+1]
+	mx := float32(math.Inf(-1))
+	for p := range s {
+		o := p * kvDim
+		d := tensor.Dot(q, k[o:o+hd]) * scale
+		s[p] = d
+		mx = max(mx, d)
+	}
+	var sum float32
+	for p, d := range s {
+		e := float32(math.Exp(float64(d - mx)))
+		s[p] = e
+		sum += e
+	}
+	inv := 1 / sum
+	clear(out[:hd])
+	for p, e := range s {
+		o := p * kvDim
+		tensor.Axpy(e*inv, v[o:o+hd], out)
 	}
 }

@@ -3,9 +3,10 @@ package engine
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -51,7 +52,7 @@ func Load(path string, opts Options) (m *Model, err error) {
 	defer errs.Wrapf(&err, "load %s", filepath.Base(path))
 	f, err := gguf.Open(path)
 	if err != nil {
-		if os.IsNotExist(err) {
+		if errors.Is(err, fs.ErrNotExist) {
 			return nil, errs.Wrap(errs.NotFound, err, "model file not found")
 		}
 		return nil, errs.Wrap(errs.Invalid, err, "not a readable GGUF file")

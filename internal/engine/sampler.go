@@ -124,7 +124,7 @@ func (s *sampler) sample(logits []float32) int {
 	for kept < k && size > 0 {
 		tok := h[0]
 		p := math.Exp(float64(logits[tok]-mx)) / z
-		if kept > 0 && c.MinP > 0 && p < c.MinP {
+		if kept > 0 && c.MinP > 0 && p < c.MinP/z {
 			break // p_max is exp(0)/z: min-p keeps p >= min_p * p_max
 		}
 		// Move the popped max to the end of the heap array, where the
