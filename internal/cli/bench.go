@@ -104,7 +104,7 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 		}
 		return p
 	}
-	res := benchResult{Model: info.Name, Quant: info.Quant, Threads: cfg.Threads, Kernels: tensor.Q8SIMD,
+	res := benchResult{Model: info.Name, Quant: info.Quant, Threads: cfg.Threads, Kernels: tensor.SIMD,
 		PromptTokens: cfg.PromptTokens, GenTokens: cfg.GenTokens, Concurrency: cfg.Concurrency}
 	if res.Threads == 0 {
 		res.Threads = -1 // all cores; printed as such
