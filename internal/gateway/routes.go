@@ -144,7 +144,7 @@ func (g *Gateway) readRequest(r *http.Request, kind proxy.Kind) (*proxy.Request,
 	if r.Body == nil {
 		return nil, errs.E(errs.Invalid, "request body is empty; expected a JSON object")
 	}
-	body, err := io.ReadAll(r.Body)
+	body, err := readBody(r)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -156,6 +156,25 @@ func (g *Gateway) readRequest(r *http.Request, kind proxy.Kind) (*proxy.Request,
 		return nil, errs.Wrap(errs.Invalid, err, "could not read request body")
 	}
 	return proxy.Parse(kind, body, g.proxy.PrefixChars())
+}
+
+// readBody reads the request body into a buffer sized by Content-Length
+// when the client sent one (io.ReadAll would grow it from 512 bytes).
+func readBody(r *http.Request) ([]byte, error) {
+	if n := r.ContentLength; n > 0 && n <= 64<<20 {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, b); err != nil {
+			return nil, err
+		}
+		// Reach EOF, so that the server starts watching the connection for
+		// a client hang-up (and notices a body longer than announced).
+		var one [1]byte
+		if m, _ := r.Body.Read(one[:]); m > 0 {
+			return nil, errs.E(errs.Invalid, "request body is longer than its Content-Length")
+		}
+		return b, nil
+	}
+	return io.ReadAll(r.Body)
 }
 
 // tap sits just inside auth and tells observe who the caller is.
