@@ -647,3 +647,37 @@ func grep(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+func TestAuthComposedWithKeyLabelsAndAdmin(t *testing.T) {
+	const alice, admin = "sk-alice-0123456789abcdef", "sk-admin-0123456789abcdef"
+	f := newFixture(t, 1, func(c *Config) {
+		c.Layers.Config.Mode = "on"
+		c.Layers.Config.Keys = "alice:" + alice + ":fake"
+		c.Layers.Config.AdminKey = admin
+	})
+	resp, b := f.post("/v1/chat/completions", chatBody)
+	if resp.StatusCode != 401 || !strings.Contains(string(b), `"type":"authentication_error"`) {
+		t.Fatalf("no key: %d %s", resp.StatusCode, b)
+	}
+	resp, b = f.post("/v1/chat/completions", chatBody, "Authorization", "Bearer "+alice)
+	if resp.StatusCode != 200 {
+		t.Fatalf("alice: %d %s", resp.StatusCode, b)
+	}
+	resp, _ = f.post("/admin/replicas", `{"url":"http://127.0.0.1:1"}`, "Authorization", "Bearer "+alice)
+	if resp.StatusCode != 403 {
+		t.Fatalf("admin route with a user key: %d", resp.StatusCode)
+	}
+	resp, b = f.post("/admin/replicas", `{"url":"http://127.0.0.1:1","ttl_s":5}`, "Authorization", "Bearer "+admin)
+	if resp.StatusCode != 200 {
+		t.Fatalf("admin route with the admin key: %d %s", resp.StatusCode, b)
+	}
+	_, m := get(t, f.ts.URL+"/metrics")
+	for _, want := range []string{
+		`llmo_gateway_requests_total{code="200",key="alice",model="fake",route="POST /v1/chat/completions"} 1`,
+		`llmo_gateway_requests_total{code="401",key="none",model="fake",route="POST /v1/chat/completions"} 1`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s\n%s", want, grep(m, "llmo_gateway_requests_total"))
+		}
+	}
+}
