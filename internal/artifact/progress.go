@@ -24,7 +24,6 @@ func newBar(w io.Writer, size int64, desc string) *bar {
 		progressbar.OptionSetWidth(30),
 		progressbar.OptionThrottle(100_000_000), // 100ms
 		progressbar.OptionShowCount(),
-		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
 		progressbar.OptionClearOnFinish(),
 	)}
 }
