@@ -70,6 +70,9 @@ func runSpecSuite(t *testing.T, base string, ref bool) {
 	t.Run("end-1 base", func(t *testing.T) {
 		r := do(t, "GET", base+"/v2/", nil)
 		checker{t, ref}.want(r.code == 200, "GET /v2/ = %v", r)
+		checker{t, ref}.want(r.header.Get("Docker-Distribution-API-Version") == "registry/2.0", "API version header = %q", r.header.Get("Docker-Distribution-API-Version"))
+		r = do(t, "GET", base+"/v2", nil)
+		checker{t, ref}.want(r.code == 200 || r.code == 301, "GET /v2 = %v", r)
 	})
 
 	var d string
@@ -130,8 +133,11 @@ func runSpecSuite(t *testing.T, base string, ref bool) {
 		// A chunk that does not start where the upload ends is refused.
 		r = do(t, "PATCH", loc, data[2000:3000], "Content-Type", "application/octet-stream", "Content-Range", "2000-2999")
 		c.want(r.code == 416, "out-of-order PATCH = %v", r)
+		if l := r.header.Get("Location"); l != "" {
+			loc = abs(base, l) // Distribution's Location carries upload state
+		}
 		r = do(t, "GET", loc, nil)
-		c.want(r.header.Get("Range") == "0-999", "Range after a refused chunk = %q", r.header.Get("Range"))
+		c.want(r.header.Get("Range") == "0-999", "Range after a refused chunk = %q (%v)", r.header.Get("Range"), r)
 	})
 
 	t.Run("digest mismatch is refused and invisible", func(t *testing.T) {

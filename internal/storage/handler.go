@@ -37,9 +37,12 @@ var templates = map[string]string{
 // components such as "blobs", so each form is tried from the end of the
 // path and the name is validated separately.
 func parseRoute(p string) (route, bool) {
+	if p == "/v2" {
+		return route{kind: "base"}, true
+	}
 	p, ok := strings.CutPrefix(p, "/v2/")
 	if !ok {
-		return route{}, p == "/v2"
+		return route{}, false
 	}
 	switch p {
 	case "":
