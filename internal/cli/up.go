@@ -118,7 +118,7 @@ func runUp(ctx context.Context, env *Env, args []string) error {
 		if err := sup.StartTier(ctx, stack.Proc{Name: "llmo", Args: args, Env: authEnv, ReadyURL: url(cfg.Port) + "/ready"}); err != nil {
 			return err
 		}
-		printBanner(env, cfg, url, time.Since(start), true)
+		printBanner(ctx, env, cfg, url, start, true)
 		<-ctx.Done()
 		return nil
 	}
@@ -142,13 +142,28 @@ func runUp(ctx context.Context, env *Env, args []string) error {
 	if err := sup.StartTier(ctx, stack.Proc{Name: "gateway", Args: gwArgs, Env: authEnv, ReadyURL: url(cfg.Port) + "/ready", Restart: true}); err != nil {
 		return err
 	}
-	printBanner(env, cfg, url, time.Since(start), false)
+	printBanner(ctx, env, cfg, url, start, false)
 	<-ctx.Done()
 	fmt.Fprintln(env.Stderr, "llmo up: stopping...")
 	return nil
 }
 
-func printBanner(env *Env, cfg upConfig, url func(int) string, took time.Duration, monolith bool) {
+// waitModels polls the gateway until it lists a model: the gateway can be
+// ready before it has found a healthy replica.
+func waitModels(ctx context.Context, base string) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for firstModel(base).ID == "MODEL" && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func printBanner(ctx context.Context, env *Env, cfg upConfig, url func(int) string, start time.Time, monolith bool) {
+	waitModels(ctx, url(cfg.Port))
+	took := time.Since(start)
 	mode := fmt.Sprintf("microservices, %d model replica(s)", cfg.Replicas)
 	if monolith {
 		mode = "monolith"
@@ -166,11 +181,16 @@ func printBanner(env *Env, cfg upConfig, url func(int) string, took time.Duratio
 			fmt.Fprintf(w, "  model replica %d        %s\n", i+1, url(cfg.Port+replicaPortOffset+i))
 		}
 	}
-	fmt.Fprintf(w, "\nTry it:\n  curl %s/v1/chat/completions -H 'Content-Type: application/json' \\\n", url(cfg.Port))
-	name := firstModelID(url(cfg.Port))
-	fmt.Fprintf(w, "    -d '{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}],\"max_tokens\":32}'\n", name)
-	fmt.Fprintf(w, "  curl %s/v1/completions -H 'Content-Type: application/json' \\\n", url(cfg.Port))
-	fmt.Fprintf(w, "    -d '{\"model\":\"%s\",\"prompt\":\"Once upon a time\",\"max_tokens\":32}'\n\nPress Ctrl-C to stop.\n", name)
+	m := firstModel(url(cfg.Port))
+	fmt.Fprintf(w, "\nTry it:\n  curl %s/v1/completions -H 'Content-Type: application/json' \\\n", url(cfg.Port))
+	fmt.Fprintf(w, "    -d '{\"model\":\"%s\",\"prompt\":\"Once upon a time\",\"max_tokens\":32}'\n", m.ID)
+	if m.ChatTemplate {
+		fmt.Fprintf(w, "  curl %s/v1/chat/completions -H 'Content-Type: application/json' \\\n", url(cfg.Port))
+		fmt.Fprintf(w, "    -d '{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello!\"}],\"max_tokens\":32}'\n", m.ID)
+	} else {
+		fmt.Fprintf(w, "  (%s has no chat template, so use /v1/completions; chat needs a chat model or --model-arg=--chat-template=chatml)\n", m.ID)
+	}
+	fmt.Fprintln(w, "\nPress Ctrl-C to stop.")
 }
 
 func envOr(env *Env, k, def string) string {
@@ -208,18 +228,19 @@ func findModel(ctx context.Context, env *Env, flagValue string) (string, error) 
 	return p, nil
 }
 
-// firstModelID asks the gateway for its models and returns the first id, for
-// the banner's curl lines.
-func firstModelID(base string) string {
+// firstModel asks the gateway for its models and returns the first, for the
+// banner's curl lines.
+func firstModel(base string) api.Model {
+	unknown := api.Model{ID: "MODEL"}
 	cl := &http.Client{Timeout: 3 * time.Second}
 	resp, err := cl.Get(base + "/v1/models")
 	if err != nil {
-		return "MODEL"
+		return unknown
 	}
 	defer resp.Body.Close()
 	var list api.ModelList
 	if json.NewDecoder(resp.Body).Decode(&list) != nil || len(list.Data) == 0 {
-		return "MODEL"
+		return unknown
 	}
-	return list.Data[0].ID
+	return list.Data[0]
 }
