@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -659,4 +660,13 @@ func firstModel(t testing.TB, base string) string {
 		t.Fatalf("%s/v1/models: %v %+v", base, err, list)
 	}
 	return list.Data[0].ID
+}
+
+func portFree(p int) bool {
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
 }
