@@ -3,8 +3,17 @@ package discovery
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/llmo/llmo/internal/gateway/gwtest"
+	"github.com/llmo/llmo/internal/gateway/upstream"
 )
 
 func TestParseFile(t *testing.T) {
@@ -80,4 +89,54 @@ func FuzzParseFile(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestWatchDNSFeedsRegistry(t *testing.T) {
+	up := httptest.NewServer(gwtest.New("dns"))
+	defer up.Close()
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(up.URL, "http://"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reg := upstream.NewRegistry(ctx, upstream.Options{HealthInterval: 20 * time.Millisecond})
+	res := &mutableResolver{addrs: []string{"127.0.0.1"}}
+	WatchDNS(ctx, res, []string{"model.svc:" + port}, 50*time.Millisecond, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	waitFor(t, func() bool {
+		p := reg.Pool("fake")
+		return len(p) == 1 && p[0].Available() && p[0].Source() == upstream.DNS
+	})
+	res.set(nil, errors.New("SERVFAIL")) // a failing lookup keeps the replica
+	time.Sleep(200 * time.Millisecond)
+	if len(reg.Pool("fake")) != 1 {
+		t.Fatal("a DNS failure dropped the replica")
+	}
+	res.set([]string{}, nil) // the Service scaled to zero
+	waitFor(t, func() bool { return len(reg.Replicas()) == 0 })
+}
+
+type mutableResolver struct {
+	mu    sync.Mutex
+	addrs []string
+	err   error
+}
+
+func (m *mutableResolver) set(a []string, err error) {
+	m.mu.Lock()
+	m.addrs, m.err = a, err
+	m.mu.Unlock()
+}
+func (m *mutableResolver) LookupHost(context.Context, string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.addrs, m.err
+}
+
+func waitFor(t *testing.T, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

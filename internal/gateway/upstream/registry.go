@@ -375,7 +375,7 @@ func (g *Registry) Report(r *Replica, failed bool, reason string) {
 	}
 	r.consecFails++
 	r.lastErr = reason
-	if r.consecFails >= g.opts.EjectAfter && r.state == Healthy {
+	if r.consecFails >= g.opts.EjectAfter && r.state == Healthy && !g.lastStanding(r) {
 		mult := 1 << min(r.ejections, 3)
 		r.ejections++
 		r.ejectedUntil = time.Now().Add(time.Duration(mult) * g.opts.EjectTime)
@@ -384,6 +384,26 @@ func (g *Registry) Report(r *Replica, failed bool, reason string) {
 		g.opts.Log.Warn("replica ejected", "replica", r.URL, "consecutive_failures", r.consecFails,
 			"until", r.ejectedUntil.Format(time.RFC3339), "reason", reason)
 	}
+}
+
+// lastStanding reports whether r is the only available replica of one of
+// its pools: ejecting it would turn a degraded pool into a dead one, so
+// (as Envoy's max_ejection_percent does) it stays, and its breaker and
+// health check remain the guards. r.mu is held.
+func (g *Registry) lastStanding(r *Replica) bool {
+	pools := g.Pools()
+	for _, m := range r.modelIDsLocked() {
+		others := 0
+		for _, x := range pools[m] {
+			if x != r && x.Available() {
+				others++
+			}
+		}
+		if others == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Digest is the weights digest a replica of model reports in /v1/models

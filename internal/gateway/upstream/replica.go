@@ -9,6 +9,7 @@ package upstream
 import (
 	"math"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,8 +66,11 @@ type Replica struct {
 	waiting     atomic.Int64  // scraped vllm:num_requests_waiting
 	running     atomic.Int64  // scraped vllm:num_requests_running
 	kvBits      atomic.Uint64 // scraped vllm:kv_cache_usage_perc (float64 bits)
-	latBits     atomic.Uint64 // EWMA of time to response headers, seconds (float64 bits)
-	latAt       atomic.Int64  // unix nanos of the last latency observation
+
+	latMu   sync.Mutex
+	lat     [latencyWindow]float64 // recent times to response headers, seconds
+	latN    int
+	latLast time.Time
 
 	mu           sync.Mutex
 	state        State
@@ -99,34 +103,41 @@ func (r *Replica) Running() int64    { return r.running.Load() }
 func (r *Replica) KVUsage() float64  { return math.Float64frombits(r.kvBits.Load()) }
 func (r *Replica) BreakerState() int { return int(r.breakerSt.Load()) }
 
-// latencyTau is how fast the latency estimate forgets: an idle replica's
-// estimate decays so that a once-slow replica is probed again.
-const latencyTau = 10 * time.Second
+// latencyWindow is how many recent observations the latency estimate
+// takes the median of, and latencyMaxAge how old the newest may be before
+// the estimate is forgotten (so a once-slow replica is probed again).
+const (
+	latencyWindow = 8
+	latencyMaxAge = 5 * time.Second
+)
 
-// Latency is the decayed EWMA of time to response headers in seconds (0 when
-// unknown).
+// Latency is the median of the last few times to response headers, in
+// seconds (0 when unknown or stale). A median ignores the odd GC pause or
+// scheduling hiccup that would swing a mean.
 func (r *Replica) Latency() float64 {
-	v := math.Float64frombits(r.latBits.Load())
-	if v == 0 {
+	r.latMu.Lock()
+	defer r.latMu.Unlock()
+	if r.latN == 0 || time.Since(r.latLast) > latencyMaxAge {
 		return 0
 	}
-	idle := time.Duration(time.Now().UnixNano() - r.latAt.Load())
-	if idle > time.Second {
-		v *= math.Exp(-float64(idle-time.Second) / float64(latencyTau))
+	n := min(r.latN, latencyWindow)
+	var buf [latencyWindow]float64
+	copy(buf[:n], r.lat[:n])
+	w := buf[:n]
+	slices.Sort(w)
+	if n%2 == 1 {
+		return w[n/2]
 	}
-	return v
+	return (w[n/2-1] + w[n/2]) / 2
 }
 
-// ObserveLatency folds one time-to-headers observation into the EWMA.
+// ObserveLatency records one time-to-headers observation.
 func (r *Replica) ObserveLatency(d time.Duration) {
-	s := d.Seconds()
-	old := r.Latency()
-	nv := s
-	if old != 0 {
-		nv = 0.7*old + 0.3*s
-	}
-	r.latBits.Store(math.Float64bits(nv))
-	r.latAt.Store(time.Now().UnixNano())
+	r.latMu.Lock()
+	r.lat[r.latN%latencyWindow] = d.Seconds()
+	r.latN++
+	r.latLast = time.Now()
+	r.latMu.Unlock()
 }
 
 // Breaker returns the replica's circuit breaker admission: done must be
