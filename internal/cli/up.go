@@ -19,7 +19,7 @@ func init() { Register("up", runUp) }
 
 type upConfig struct {
 	Port          int      `flag:"port" env:"API_PORT" default:"8000" help:"gateway API port; cache, storage and replicas use the ports after it"`
-	Replicas      int      `flag:"replicas" env:"LLMO_REPLICAS" default:"2" help:"number of model replicas"`
+	Replicas      int      `flag:"replicas" env:"MODEL_REPLICAS" default:"2" help:"number of model replicas"`
 	Model         string   `flag:"model" env:"MODEL_PATH" help:"GGUF file or model reference (default: first GGUF in ./models or ../shared/models, else a download)"`
 	Monolith      bool     `flag:"monolith" env:"LLMO_MONOLITH" help:"run every service in this one process instead of one process per service"`
 	DashboardPort int      `flag:"dashboard-port" env:"DASHBOARD_PORT" default:"8080" help:"gateway dashboard port (0 disables)"`

@@ -61,9 +61,9 @@ func TestDefaultModelDigestPinned(t *testing.T) {
 }
 
 func TestUpRejectsBadFlags(t *testing.T) {
-	env, _, errb := testEnv(map[string]string{"LLMO_REPLICAS": "zero"})
+	env, _, errb := testEnv(map[string]string{"MODEL_REPLICAS": "zero"})
 	code := Main(context.Background(), []string{"up"}, env)
-	if code != 2 || !strings.Contains(errb.String(), "LLMO_REPLICAS") {
+	if code != 2 || !strings.Contains(errb.String(), "MODEL_REPLICAS") {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
 	}
 	env, _, errb = testEnv(nil)
