@@ -390,3 +390,26 @@ func KnownKeys() []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// Field describes one configuration field, for documentation and tests.
+type Field struct {
+	Flag, Env, Default, Help string
+	Type                     string
+}
+
+// Describe lists the fields of cfg (a config struct or a pointer to one).
+func Describe(cfg any) []Field {
+	t := reflect.TypeOf(cfg)
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	fields, err := collect(reflect.New(t).Elem())
+	if err != nil {
+		panic(err)
+	}
+	out := make([]Field, 0, len(fields))
+	for _, f := range fields {
+		out = append(out, Field{Flag: f.flag, Env: f.env, Default: f.def, Help: f.help, Type: f.v.Type().String()})
+	}
+	return out
+}
