@@ -11,16 +11,30 @@ type Task interface {
 	Run(part, parts int)
 }
 
+// spinLimit is how many polls a worker makes for new work before it parks.
+// A forward pass dispatches a task every few microseconds, so workers that
+// spin briefly pick up the next one without a scheduler round trip; idle
+// workers park and cost nothing.
+const spinLimit = 1 << 14
+
 // Pool is a fixed set of worker goroutines started once. Do hands each
 // worker a part of a Task without spawning goroutines or allocating, so a
 // forward pass costs no garbage. A Pool runs one Task at a time; concurrent
 // callers take turns.
 type Pool struct {
-	n     int
-	mu    sync.Mutex
-	work  []chan Task
-	wg    sync.WaitGroup
-	close sync.Once
+	n       int
+	mu      sync.Mutex
+	task    Task          // the current task, published by seq
+	seq     atomic.Uint64 // incremented for every task
+	pending atomic.Int32  // parts not yet finished
+	workers []*worker
+	closed  atomic.Bool
+	close   sync.Once
+}
+
+type worker struct {
+	wake     chan struct{} // cap 1: a token wakes a parked worker
+	sleeping atomic.Bool
 }
 
 // NewPool starts threads-1 workers (the caller of Do is the last one).
@@ -31,16 +45,43 @@ func NewPool(threads int) *Pool {
 	}
 	p := &Pool{n: threads}
 	for i := 1; i < threads; i++ {
-		ch := make(chan Task, 1)
-		p.work = append(p.work, ch)
-		go func(part int) {
-			for t := range ch {
-				t.Run(part, p.n)
-				p.wg.Done()
-			}
-		}(i)
+		w := &worker{wake: make(chan struct{}, 1)}
+		p.workers = append(p.workers, w)
+		go p.work(i, w)
 	}
 	return p
+}
+
+func (p *Pool) work(part int, w *worker) {
+	var seen uint64
+	for {
+		for spins := 0; p.seq.Load() == seen; spins++ {
+			if p.closed.Load() {
+				return
+			}
+			if spins < spinLimit {
+				if spins&255 == 255 {
+					runtime.Gosched()
+				}
+				continue
+			}
+			// Park. Do stores seq before it reads sleeping and we store
+			// sleeping before we read seq, so one of us sees the other:
+			// no lost wake-up.
+			w.sleeping.Store(true)
+			if p.seq.Load() == seen && !p.closed.Load() {
+				<-w.wake
+			}
+			w.sleeping.Store(false)
+			spins = 0
+		}
+		seen = p.seq.Load()
+		if p.closed.Load() {
+			return
+		}
+		p.task.Run(part, p.n)
+		p.pending.Add(-1)
+	}
 }
 
 // Threads is the number of parts Do splits a task into.
@@ -53,12 +94,24 @@ func (p *Pool) Do(t Task) {
 		return
 	}
 	p.mu.Lock()
-	p.wg.Add(p.n - 1)
-	for _, ch := range p.work {
-		ch <- t
+	p.task = t
+	p.pending.Store(int32(p.n - 1))
+	p.seq.Add(1)
+	for _, w := range p.workers {
+		if w.sleeping.Load() {
+			select {
+			case w.wake <- struct{}{}:
+			default:
+			}
+		}
 	}
 	t.Run(0, p.n)
-	p.wg.Wait()
+	for spins := 0; p.pending.Load() != 0; spins++ {
+		if spins&255 == 255 {
+			runtime.Gosched()
+		}
+	}
+	p.task = nil
 	p.mu.Unlock()
 }
 
@@ -69,8 +122,12 @@ func (p *Pool) DoSerial(t Task) { t.Run(0, 1) }
 // Close stops the workers. The pool must be idle.
 func (p *Pool) Close() {
 	p.close.Do(func() {
-		for _, ch := range p.work {
-			close(ch)
+		p.closed.Store(true)
+		for _, w := range p.workers {
+			select {
+			case w.wake <- struct{}{}:
+			default:
+			}
 		}
 	})
 }
@@ -83,5 +140,3 @@ func split(total, part, parts, align int) (lo, hi int) {
 	hi = units * (part + 1) / parts * align
 	return min(lo, total), min(hi, total)
 }
-
-var _ = atomic.Int32{}

@@ -3,7 +3,10 @@ package tensor
 import (
 	"math"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func randVec(r *rand.Rand, n int) []float32 {
@@ -221,5 +224,47 @@ func BenchmarkDotF32(b *testing.B) {
 	b.SetBytes(768 * 4)
 	for b.Loop() {
 		dotF32(a, c)
+	}
+}
+
+type countTask struct {
+	hits  []atomic.Int64
+	parts atomic.Int64
+}
+
+func (c *countTask) Run(part, parts int) {
+	c.hits[part].Add(1)
+	c.parts.Store(int64(parts))
+}
+
+// Every Do runs each part exactly once, also with concurrent callers and
+// with workers that parked between tasks.
+func TestPool(t *testing.T) {
+	for _, threads := range []int{1, 2, 3} {
+		p := NewPool(threads)
+		c := &countTask{hits: make([]atomic.Int64, threads)}
+		var wg sync.WaitGroup
+		for g := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 300 {
+					if g == 1 && i%100 == 0 {
+						time.Sleep(2 * time.Millisecond) // let workers park
+					}
+					p.Do(c)
+				}
+			}()
+		}
+		wg.Wait()
+		for i := range threads {
+			if n := c.hits[i].Load(); n != 600 {
+				t.Errorf("threads=%d part %d ran %d times, want 600", threads, i, n)
+			}
+		}
+		if c.parts.Load() != int64(threads) {
+			t.Errorf("parts = %d", c.parts.Load())
+		}
+		p.Close()
 	}
 }
