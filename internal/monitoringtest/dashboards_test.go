@@ -17,8 +17,8 @@ import (
 	"github.com/llmo/llmo/internal/testenv"
 )
 
-// dashboard is the part of a Grafana dashboard JSON the tests check.
-type dashboard struct {
+// grafanaDashboard is the part of a Grafana dashboard JSON the tests check.
+type grafanaDashboard struct {
 	UID           string  `json:"uid"`
 	Title         string  `json:"title"`
 	SchemaVersion int     `json:"schemaVersion"`
@@ -104,7 +104,7 @@ func loadDashboards(t *testing.T) []dashExpr {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var d dashboard
+		var d grafanaDashboard
 		if err := json.Unmarshal(data, &d); err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}

@@ -29,6 +29,7 @@ type stack struct {
 	Models                         []int
 	Model                          string // the model id the replicas serve
 	procs                          map[string]*proc
+	env                            []string
 }
 
 type proc struct {
@@ -75,11 +76,18 @@ func childEnv() []string {
 // replicas of stories260K and a gateway routing to them.
 func startStack(t *testing.T, replicas int) *stack {
 	t.Helper()
+	return startStackEnv(t, replicas, nil)
+}
+
+// startStackEnv is startStack with extra environment variables for every
+// process (KEY=VALUE).
+func startStackEnv(t *testing.T, replicas int, extraEnv []string) *stack {
+	t.Helper()
 	bin := testenv.Llmo(t)
 	modelPath := testenv.Model(t, "stories260K.gguf")
 	s := &stack{
 		API: testenv.FreePort(t), Dashboard: testenv.FreePort(t), Cache: testenv.FreePort(t), Storage: testenv.FreePort(t),
-		Model: "stories260K", procs: map[string]*proc{},
+		Model: "stories260K", procs: map[string]*proc{}, env: extraEnv,
 	}
 	dir := t.TempDir()
 	t.Cleanup(func() {
@@ -132,7 +140,8 @@ func (s *stack) start(t *testing.T, bin, dir, name string, args ...string) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir // no stray .env
-	cmd.Env = append(childEnv(), "LOG_LEVEL=info")
+	// Auth is off unless a test turns it on through s.env (later entries win).
+	cmd.Env = append(append(childEnv(), "LOG_LEVEL=info", "LLMO_AUTH=off"), s.env...)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

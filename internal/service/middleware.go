@@ -74,6 +74,11 @@ func (s *Server) wrap(h http.Handler) http.Handler {
 				code = 499 // client closed the request
 			}
 			route := r.Pattern
+			if route == "" && s.common.OTLPEndpoint != "" {
+				// The tracing handler routes a copy of r, so the mux set
+				// the pattern there; ask the mux again.
+				_, route = s.Mux.Handler(r)
+			}
 			if route == "" {
 				route = "unmatched"
 			}
@@ -141,4 +146,6 @@ func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // complete is true when a full non-streaming response was written; a
 // cancelled client that already got its answer is not a 499.
-func (r *recorder) complete() bool { return r.wrote && r.Header().Get("Content-Type") != "text/event-stream" && r.Header().Get("Content-Type") != "application/x-ndjson" }
+func (r *recorder) complete() bool {
+	return r.wrote && r.Header().Get("Content-Type") != "text/event-stream" && r.Header().Get("Content-Type") != "application/x-ndjson"
+}

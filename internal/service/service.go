@@ -84,6 +84,8 @@ type Server struct {
 	srvMu     sync.Mutex
 	httpSrv   *http.Server
 	boundAddr atomic.Pointer[string]
+
+	traceShutdown func(context.Context) error // flushes spans; nil without tracing
 }
 
 // New builds a Server. It starts "not ready: starting" until SetReady is
@@ -103,9 +105,17 @@ func New(name string, c Common, log *slog.Logger, reg *prometheus.Registry) *Ser
 	s.Mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	var h http.Handler = s.Mux
 	if c.OTLPEndpoint != "" {
-		// Inside wrap so the span sees the request id and, after the mux
-		// has routed, takes the route template as its name.
-		h = telemetry.TraceHandler(h, name)
+		// Each server has its own provider, so services sharing a process
+		// keep their names. Inside wrap so the span sees the request id
+		// and, after the mux has routed, takes the route template as its name.
+		tp, err := telemetry.NewTracerProvider(context.Background(), c.OTLPEndpoint, "llmo-"+name)
+		if err != nil {
+			s.Log.Warn("tracing disabled", "err", err)
+		} else {
+			telemetry.SetGlobalOnce(tp)
+			s.traceShutdown = tp.Shutdown
+			h = telemetry.TraceHandler(h, name, tp)
+		}
 	}
 	s.handler = s.wrap(h)
 	return s
@@ -172,17 +182,12 @@ func (s *Server) ListenAndServe(ctx context.Context, port int) error {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	addr := ln.Addr().String()
 	s.boundAddr.Store(&addr)
-	if s.common.OTLPEndpoint != "" {
-		shutdown, err := telemetry.SetupTracing(ctx, s.common.OTLPEndpoint, "llmo-"+s.Name)
-		if err != nil {
-			s.Log.Warn("tracing disabled", "err", err)
-		} else {
-			defer func() {
-				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				_ = shutdown(sctx) // flush buffered spans
-			}()
-		}
+	if s.traceShutdown != nil {
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = s.traceShutdown(sctx) // flush buffered spans
+		}()
 	}
 	srv := &http.Server{
 		Handler:           s.handler,

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
@@ -15,24 +16,40 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // SetupTracing exports spans over OTLP/HTTP to endpoint as serviceName and
-// installs the W3C trace-context propagator. Tracing is off by default: with
-// an empty endpoint it installs nothing and returns a no-op shutdown, so
-// services pay nothing when nobody collects traces.
+// makes that the process-wide tracer provider, with the W3C trace-context
+// propagator. Tracing is off by default: with an empty endpoint it installs
+// nothing and returns a no-op shutdown, so services pay nothing when nobody
+// collects traces.
 //
 // endpoint is a base URL such as http://otel-collector:4318 (the exporter
 // appends /v1/traces, as OTEL_EXPORTER_OTLP_ENDPOINT does) or a full URL
 // ending in /v1/traces. Call shutdown on exit to flush buffered spans.
 func SetupTracing(ctx context.Context, endpoint, serviceName string) (shutdown func(context.Context) error, err error) {
-	noop := func(context.Context) error { return nil }
+	tp, err := NewTracerProvider(ctx, endpoint, serviceName)
+	if err != nil || tp == nil {
+		return func(context.Context) error { return nil }, err
+	}
+	otel.SetTracerProvider(tp)
+	otel.SetTextMapPropagator(Propagator())
+	globalOnce.Do(func() {}) // an explicit setup wins over SetGlobalOnce
+	return tp.Shutdown, nil
+}
+
+// NewTracerProvider is SetupTracing without touching the process-wide
+// provider, for processes that run several services (the monolith, the
+// gateway's dashboard server) and keep their service names apart. It
+// returns nil when endpoint is empty.
+func NewTracerProvider(ctx context.Context, endpoint, serviceName string) (*sdktrace.TracerProvider, error) {
 	if endpoint == "" {
-		return noop, nil
+		return nil, nil
 	}
 	u, err := url.Parse(endpoint)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return noop, fmt.Errorf("OTLP endpoint %q: want an http(s) URL such as http://localhost:4318", endpoint)
+		return nil, fmt.Errorf("OTLP endpoint %q: want an http(s) URL such as http://localhost:4318", endpoint)
 	}
 	path := strings.TrimSuffix(u.Path, "/")
 	if !strings.HasSuffix(path, "/v1/traces") {
@@ -44,16 +61,26 @@ func SetupTracing(ctx context.Context, endpoint, serviceName string) (shutdown f
 	}
 	exp, err := otlptracehttp.New(ctx, opts...)
 	if err != nil {
-		return noop, fmt.Errorf("OTLP exporter: %w", err)
+		return nil, fmt.Errorf("OTLP exporter: %w", err)
 	}
 	res := resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(serviceName))
-	tp := sdktrace.NewTracerProvider(
+	return sdktrace.NewTracerProvider(
 		sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(2*time.Second)),
 		sdktrace.WithResource(res),
-	)
-	otel.SetTracerProvider(tp)
-	otel.SetTextMapPropagator(Propagator())
-	return tp.Shutdown, nil
+	), nil
+}
+
+var globalOnce sync.Once
+
+// SetGlobalOnce makes tp the process-wide tracer provider (used by
+// Transport for client spans) and installs the W3C propagator, the first
+// time it is called; later calls do nothing. In a process with several
+// services the first one set up names the client spans.
+func SetGlobalOnce(tp trace.TracerProvider) {
+	globalOnce.Do(func() {
+		otel.SetTracerProvider(tp)
+		otel.SetTextMapPropagator(Propagator())
+	})
 }
 
 // Propagator is the W3C trace-context (traceparent/tracestate) plus baggage
@@ -84,10 +111,12 @@ func (t requestIDTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return t.base.RoundTrip(r)
 }
 
-// TraceHandler wraps h in a server span named after operation (the route
-// template when the mux sets r.Pattern) that continues the caller's trace.
-func TraceHandler(h http.Handler, operation string) http.Handler {
+// TraceHandler wraps h in a server span from tp named after operation (the
+// route template once the mux has set r.Pattern) that continues the
+// caller's W3C trace context.
+func TraceHandler(h http.Handler, operation string, tp trace.TracerProvider) http.Handler {
 	return otelhttp.NewHandler(h, operation,
+		otelhttp.WithTracerProvider(tp),
 		otelhttp.WithPropagators(Propagator()),
 		otelhttp.WithSpanNameFormatter(func(op string, r *http.Request) string {
 			if r.Pattern != "" {

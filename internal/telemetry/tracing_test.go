@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/hex"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -116,13 +117,12 @@ func TestTracingGatewayToModel(t *testing.T) {
 		gotRequestID = r.Header.Get("X-Request-Id")
 		service.WriteJSON(w, http.StatusOK, map[string]string{"ok": "model"})
 	})
-	modelSrv := httptest.NewServer(model.Handler())
-	defer modelSrv.Close()
+	modelURL := serve(t, model)
 
 	client := &http.Client{Transport: telemetry.Transport(nil)}
 	gw := service.New("gateway", testCommon(recv.URL), nil, nil)
 	gw.Mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) {
-		req, _ := http.NewRequestWithContext(r.Context(), http.MethodPost, modelSrv.URL+"/v1/chat/completions", strings.NewReader(`{}`))
+		req, _ := http.NewRequestWithContext(r.Context(), http.MethodPost, modelURL+"/v1/chat/completions", strings.NewReader(`{}`))
 		resp, err := client.Do(req)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
@@ -132,10 +132,9 @@ func TestTracingGatewayToModel(t *testing.T) {
 		w.WriteHeader(resp.StatusCode)
 		_, _ = io.Copy(w, resp.Body)
 	})
-	gwSrv := httptest.NewServer(gw.Handler())
-	defer gwSrv.Close()
+	gwURL := serve(t, gw)
 
-	req, _ := http.NewRequest(http.MethodPost, gwSrv.URL+"/v1/chat/completions", bytes.NewReader([]byte(`{}`)))
+	req, _ := http.NewRequest(http.MethodPost, gwURL+"/v1/chat/completions", bytes.NewReader([]byte(`{}`)))
 	req.Header.Set("X-Request-Id", "req-trace-1")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -146,8 +145,30 @@ func TestTracingGatewayToModel(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "model") {
 		t.Fatalf("gateway answered %d %s", resp.StatusCode, body)
 	}
-	if err := shutdown(ctx); err != nil { // flushes the batcher
+	if err := shutdown(ctx); err != nil { // flushes the client spans
 		t.Fatal(err)
+	}
+	stopServers(t) // drains both servers, which flushes their spans
+
+	// With tracing on, the service's own metrics still carry the route
+	// template (the tracing handler routes a copy of the request).
+	mfs, err := gw.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	routed := false
+	for _, mf := range mfs {
+		if mf.GetName() != "llmo_http_requests_total" {
+			continue
+		}
+		for _, m := range mf.Metric {
+			for _, l := range m.Label {
+				routed = routed || l.GetName() == "route" && l.GetValue() == "POST /v1/chat/completions"
+			}
+		}
+	}
+	if !routed {
+		t.Error(`llmo_http_requests_total has no route="POST /v1/chat/completions" series with tracing on`)
 	}
 
 	if gotRequestID != "req-trace-1" {
@@ -168,8 +189,17 @@ func TestTracingGatewayToModel(t *testing.T) {
 		case s.Kind == tracepb.Span_SPAN_KIND_SERVER:
 			modelServer = s.Span
 		}
-		if s.service != "llmo-test" {
-			t.Errorf("span %q has service.name %q", s.Name, s.service)
+		// The client span is made by the provider of the server span it
+		// runs under: the gateway's, not the process-wide one.
+		want := map[tracepb.Span_SpanKind]string{tracepb.Span_SPAN_KIND_CLIENT: "llmo-gateway"}[s.Kind]
+		if s.Kind == tracepb.Span_SPAN_KIND_SERVER {
+			want = "llmo-model"
+			if len(s.ParentSpanId) == 0 {
+				want = "llmo-gateway"
+			}
+		}
+		if s.service != want {
+			t.Errorf("%s span %q has service.name %q, want %q", s.Kind, s.Name, s.service, want)
 		}
 	}
 	if gwServer == nil || client1 == nil || modelServer == nil {
@@ -193,6 +223,37 @@ func TestTracingGatewayToModel(t *testing.T) {
 	if gwServer.Name != "POST /v1/chat/completions" {
 		t.Errorf("server span named %q, want the route template", gwServer.Name)
 	}
+}
+
+var (
+	servers []func()
+)
+
+// serve runs srv on a loopback port until stopServers, and returns its URL.
+func serve(t *testing.T, srv *service.Server) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	stop := func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}
+	servers = append(servers, stop)
+	t.Cleanup(func() { stopServers(t) })
+	return "http://" + ln.Addr().String()
+}
+
+func stopServers(t *testing.T) {
+	for _, stop := range servers {
+		stop()
+	}
+	servers = nil
 }
 
 func spanNames(spans []recvSpan) []string {

@@ -27,7 +27,7 @@ function headers(extra) {
 async function api(path, opts) {
   opts = opts || {};
   const resp = await fetch(path, Object.assign({}, opts, { headers: headers(opts.headers) }));
-  if (resp.status === 401) {
+  if (resp.status === 401 && !opts.noAuthPrompt) {
     showAuth(apiKey ? "that key was refused" : "this gateway needs an API key");
     throw new AuthError("unauthorized");
   }
@@ -246,10 +246,13 @@ function renderStats(st) {
 async function refreshStats() {
   const msg = $("stats-msg");
   try {
-    const resp = await api("/admin/stats");
-    if (resp.status === 403) {
+    // /admin/* wants the admin key, which a user key is not: say so here
+    // instead of asking for a key again.
+    const resp = await api("/admin/stats", { noAuthPrompt: true });
+    if (resp.status === 401 || resp.status === 403) {
       msg.hidden = false;
-      msg.textContent = "Charts need an admin key: " + await errorText(resp);
+      msg.textContent = "Charts need the admin key (enter it as the API key above): " + await errorText(resp);
+      $("auth").hidden = false;
       return;
     }
     if (!resp.ok) {
