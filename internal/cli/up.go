@@ -20,7 +20,7 @@ func init() { Register("up", runUp) }
 type upConfig struct {
 	Port          int      `flag:"port" env:"API_PORT" default:"8000" help:"gateway API port; cache, storage and replicas use the ports after it"`
 	Replicas      int      `flag:"replicas" env:"MODEL_REPLICAS" default:"2" help:"number of model replicas"`
-	Model         string   `flag:"model" env:"MODEL_PATH" help:"GGUF file or model reference (default: first GGUF in ./models or ../shared/models, else a download)"`
+	Models        []string `flag:"model" env:"MODEL_PATH" help:"GGUF file or model reference, repeatable (default: first GGUF in ./models or ../shared/models, else a download)"`
 	Monolith      bool     `flag:"monolith" env:"LLMO_MONOLITH" help:"run every service in this one process instead of one process per service"`
 	DashboardPort int      `flag:"dashboard-port" env:"DASHBOARD_PORT" default:"8080" help:"gateway dashboard port (0 disables)"`
 	Int8          bool     `flag:"int8" env:"USE_INT8" help:"quantize F32/F16 weights to Q8_0 at load"`
@@ -67,11 +67,15 @@ func runUp(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	model, err := findModel(ctx, env, cfg.Model)
-	if err != nil {
-		return err
+	models := cfg.Models
+	if len(models) == 0 {
+		m, err := findModel(ctx, env, "")
+		if err != nil {
+			return err
+		}
+		models = []string{m}
 	}
-	log.Info("model", "path", model)
+	log.Info("models", "models", models)
 	exe, err := os.Executable()
 	if err != nil {
 		return err
@@ -84,7 +88,10 @@ func runUp(ctx context.Context, env *Env, args []string) error {
 	url := func(port int) string { return fmt.Sprintf("http://%s:%d", host, port) }
 	cachePort, storagePort := cfg.Port+cachePortOffset, cfg.Port+storagePortOffset
 	modelArgs := func(port int) []string {
-		a := []string{"serve", "model", "--port", fmt.Sprint(port), "--model", model, "--threads", fmt.Sprint(threads)}
+		a := []string{"serve", "model", "--port", fmt.Sprint(port), "--threads", fmt.Sprint(threads)}
+		for _, m := range models {
+			a = append(a, "--model", m)
+		}
 		if cfg.Int8 {
 			a = append(a, "--int8")
 		}
@@ -108,8 +115,11 @@ func runUp(ctx context.Context, env *Env, args []string) error {
 
 	start := time.Now()
 	if cfg.Monolith {
-		args := []string{"serve", "all", "--port", fmt.Sprint(cfg.Port), "--model", model, "--threads", fmt.Sprint(numCPU()),
+		args := []string{"serve", "all", "--port", fmt.Sprint(cfg.Port), "--threads", fmt.Sprint(numCPU()),
 			"--dashboard-port", fmt.Sprint(cfg.DashboardPort), "--root", filepath.Join(cfg.DataDir, "storage")}
+		for _, m := range models {
+			args = append(args, "--model", m)
+		}
 		if cfg.Int8 {
 			args = append(args, "--int8")
 		}
