@@ -28,7 +28,7 @@ func do(t *testing.T, method, url string, body []byte, hdr ...string) (*http.Res
 }
 
 func TestAPIStatuses(t *testing.T) {
-	hs := serve(t, cache.NewMemoryStore(1<<20))
+	hs := serve(t, mem(t, 1<<20))
 	u := hs.URL
 	big := bytes.Repeat([]byte("x"), 64<<10+1)
 	cases := []struct {
@@ -80,7 +80,7 @@ func TestAPIStatuses(t *testing.T) {
 }
 
 func TestAPITTLApplies(t *testing.T) {
-	hs := serve(t, cache.NewMemoryStore(1<<20))
+	hs := serve(t, mem(t, 1<<20))
 	if resp, _ := do(t, "PUT", hs.URL+"/v1/cache/ns/k?ttl=100ms", []byte("v")); resp.StatusCode != 204 {
 		t.Fatal(resp.Status)
 	}
@@ -98,7 +98,7 @@ func TestAPITTLApplies(t *testing.T) {
 }
 
 func TestAPIStatsJSON(t *testing.T) {
-	hs := serve(t, cache.NewMemoryStore(1<<20))
+	hs := serve(t, mem(t, 1<<20))
 	do(t, "PUT", hs.URL+"/v1/cache/ns/k", []byte("12345"))
 	_, body := do(t, "GET", hs.URL+"/v1/cache/stats", nil)
 	var st cache.Stats

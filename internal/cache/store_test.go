@@ -30,7 +30,7 @@ func backends(t *testing.T, fn func(t *testing.T, b backend)) {
 	t.Helper()
 	redisURL := cachetest.Redis(t)
 	mk := map[string]func(t *testing.T) backend{
-		"memory": func(t *testing.T) backend { return cache.NewMemoryStore(1 << 20) },
+		"memory": func(t *testing.T) backend { return mem(t, 1<<20) },
 		"redis": func(t *testing.T) backend {
 			r, err := cache.NewRedisStore(redisURL)
 			if err != nil {
@@ -48,6 +48,13 @@ func backends(t *testing.T, fn func(t *testing.T, b backend)) {
 			fn(t, cache.NewClient(srv.URL, 2*time.Second).(backend))
 		})
 	}
+}
+
+// mem is a memory store closed (its otter goroutines stopped) with the test.
+func mem(t testing.TB, max int64) *cache.Memory {
+	m := cache.NewMemoryStore(max)
+	t.Cleanup(func() { _ = m.Close() })
+	return m
 }
 
 func serve(t *testing.T, b cache.Backend) *httptest.Server {
@@ -205,8 +212,7 @@ func TestSemanticIndex(t *testing.T) {
 
 func TestMemoryBoundedInBytes(t *testing.T) {
 	const max = 64 << 10
-	m := cache.NewMemoryStore(max)
-	defer m.Close()
+	m := mem(t, max)
 	ctx := context.Background()
 	val := bytes.Repeat([]byte("v"), 1000)
 	for i := range 1000 {
@@ -276,7 +282,7 @@ func TestClientFailsFastWhenDown(t *testing.T) {
 }
 
 func TestGuardTimeout(t *testing.T) {
-	slow := &slowStore{Store: cache.NewMemory(1 << 20), delay: time.Second}
+	slow := &slowStore{Store: mem(t, 1<<20), delay: time.Second}
 	g := cache.NewGuard("t", slow, 30*time.Millisecond)
 	start := time.Now()
 	_, _, err := g.Get(context.Background(), "ns", "k")

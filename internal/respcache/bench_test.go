@@ -8,49 +8,20 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/llmo/llmo/internal/cache"
 	"github.com/llmo/llmo/internal/cache/cachetest"
-	"github.com/llmo/llmo/internal/config"
-	"github.com/llmo/llmo/internal/modelsvc"
 	"github.com/llmo/llmo/internal/reqinfo"
 	"github.com/llmo/llmo/internal/respcache"
 	"github.com/llmo/llmo/internal/testenv"
 )
 
-var (
-	synthOnce sync.Once
-	synthH    http.Handler
-)
-
 // synthService is the model service on synth-15m-q8_0.gguf, the model the
 // issue names for the hit-versus-miss figures.
 func synthService(b *testing.B) http.Handler {
-	path := testenv.Model(b, "synth-15m-q8_0.gguf")
-	synthOnce.Do(func() {
-		var cfg modelsvc.Config
-		if _, err := config.Load("bench", &cfg, config.Source{Args: []string{"--model", path, "--chat-template", "chatml", "--log-level", "error"}}); err != nil {
-			b.Fatal(err)
-		}
-		svc, err := modelsvc.New(context.Background(), cfg, quiet)
-		if err != nil {
-			b.Fatal(err)
-		}
-		synthH = svc.Server().Handler()
-		for range 3000 {
-			rec := httptest.NewRecorder()
-			synthH.ServeHTTP(rec, httptest.NewRequest("GET", "/ready", nil))
-			if rec.Code == 200 {
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		b.Fatal("synth model service never became ready")
-	})
-	return synthH
+	return startModel(b, "--model", testenv.Model(b, "synth-15m-q8_0.gguf"), "--chat-template", "chatml")
 }
 
 // BenchmarkHitMiss reports p50/p99 latency of a request through the
@@ -60,12 +31,17 @@ func synthService(b *testing.B) http.Handler {
 //	go test -run '^$' -bench HitMiss -benchtime 2000x ./internal/respcache/
 func BenchmarkHitMiss(b *testing.B) {
 	backends := map[string]func(b *testing.B) cache.Store{
-		"memory": func(*testing.B) cache.Store { return cache.NewMemory(64 << 20) },
+		"memory": func(b *testing.B) cache.Store {
+			m := cache.NewMemoryStore(64 << 20)
+			b.Cleanup(func() { _ = m.Close() })
+			return m
+		},
 		"redis": func(b *testing.B) cache.Store {
-			s, err := cache.NewRedis(cachetest.Redis(b))
+			s, err := cache.NewRedisStore(cachetest.Redis(b))
 			if err != nil {
 				b.Fatal(err)
 			}
+			b.Cleanup(func() { _ = s.Close() })
 			return s
 		},
 	}

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -37,58 +36,37 @@ const (
 	modelB = "stories-b" // the same weights under another name
 )
 
-var (
-	modelOnce sync.Once
-	modelH    http.Handler
-	modelErr  error
-)
-
-// modelService is a real llmo model service (stories260K and its f32 twin,
-// chatml template) as an in-process http.Handler, shared by the tests of
-// this package.
+// modelService is a real llmo model service (stories260K, and the same
+// weights under a second name, with the chatml template) as an in-process
+// http.Handler, closed when the test ends.
 func modelService(t testing.TB) http.Handler {
 	t.Helper()
 	a := testenv.Model(t, "stories260K.gguf")
-	modelOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "respcache-models-")
-		if err != nil {
-			modelErr = err
-			return
-		}
-		b := filepath.Join(dir, modelB+".gguf")
-		if err := os.Symlink(a, b); err != nil {
-			modelErr = err
-			return
-		}
-		var cfg modelsvc.Config
-		if _, err := config.Load("test", &cfg, config.Source{Args: []string{
-			"--model", a, "--model", b, "--chat-template", "chatml", "--max-batch", "8", "--threads", "1", "--log-level", "error",
-		}}); err != nil {
-			modelErr = err
-			return
-		}
-		svc, err := modelsvc.New(context.Background(), cfg, quiet)
-		if err != nil {
-			modelErr = err
-			return
-		}
-		h := svc.Server().Handler()
-		deadline := time.Now().Add(60 * time.Second)
-		for time.Now().Before(deadline) {
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, httptest.NewRequest("GET", "/ready", nil))
-			if rec.Code == 200 {
-				modelH = h
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		modelErr = io.ErrUnexpectedEOF
-	})
-	if modelErr != nil {
-		t.Fatalf("model service: %v", modelErr)
+	b := filepath.Join(t.TempDir(), modelB+".gguf")
+	if err := os.Symlink(a, b); err != nil {
+		t.Fatal(err)
 	}
-	return modelH
+	return startModel(t, "--model", a, "--model", b, "--chat-template", "chatml", "--max-batch", "8", "--threads", "1")
+}
+
+func startModel(t testing.TB, args ...string) http.Handler {
+	t.Helper()
+	var cfg modelsvc.Config
+	if _, err := config.Load("test", &cfg, config.Source{Args: append(args, "--log-level", "error")}); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := modelsvc.New(context.Background(), cfg, quiet)
+	if err != nil {
+		t.Fatalf("model service: %v", err)
+	}
+	t.Cleanup(svc.Close)
+	h := svc.Server().Handler()
+	waitFor(t, func() bool {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/ready", nil))
+		return rec.Code == 200
+	})
+	return h
 }
 
 // counter counts the requests that reach the upstream.
@@ -203,6 +181,9 @@ func newStack(t testing.TB, store cache.Store, upstream http.Handler, cfg respca
 	l, err := respcache.New(cfg, store, reg, quiet)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c, ok := store.(io.Closer); ok {
+		t.Cleanup(func() { _ = c.Close() })
 	}
 	up := &counter{next: upstream}
 	srv := httptest.NewServer(withPrincipal(l.Middleware(up)))

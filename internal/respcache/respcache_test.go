@@ -243,7 +243,9 @@ func TestSingleflight(t *testing.T) {
 // TestHitReportsUsage: a hit reports the stored usage to the meter and
 // marks it Cached, as the quota layer expects.
 func TestHitReportsUsage(t *testing.T) {
-	l, err := respcache.New(respcache.Config{}, cache.NewMemory(1<<20), nil, quiet)
+	store := cache.NewMemoryStore(1 << 20)
+	t.Cleanup(func() { _ = store.Close() })
+	l, err := respcache.New(respcache.Config{}, store, nil, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}

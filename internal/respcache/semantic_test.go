@@ -1,8 +1,12 @@
 package respcache_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"hash/fnv"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -131,5 +135,53 @@ func TestGuard(t *testing.T) {
 		if got := respcache.SameMeaningGuard(c.a, c.b); got != c.ok {
 			t.Errorf("guard(%q, %q) = %v; want %v", c.a, c.b, got, c.ok)
 		}
+	}
+}
+
+// realEmbed posts to the model service's /v1/embeddings, as the gateway does.
+func realEmbed(t testing.TB) func(ctx context.Context, model, text string) ([]float32, error) {
+	h := modelService(t)
+	return func(ctx context.Context, model, text string) ([]float32, error) {
+		b, _ := json.Marshal(map[string]string{"model": model, "input": text})
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/embeddings", bytes.NewReader(b)).WithContext(ctx))
+		var res struct {
+			Data []struct {
+				Embedding []float32 `json:"embedding"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil || len(res.Data) == 0 {
+			return nil, fmt.Errorf("embeddings: %d %s", rec.Code, rec.Body)
+		}
+		return res.Data[0].Embedding, nil
+	}
+}
+
+// TestSemanticWithModelEmbeddings runs the semantic path on the model
+// service's real /v1/embeddings.
+func TestSemanticWithModelEmbeddings(t *testing.T) {
+	s := newStack(t, cache.NewMemory(1<<20), modelService(t), respcache.Config{Embed: realEmbed(t), SemanticThreshold: 0.9})
+	on := []string{"X-Semantic-Cache", "on"}
+	if r := s.chat(ask(t, "The little girl went to the park", nil), on...); r.cache != "MISS" {
+		t.Fatalf("fill: %s", r.cache)
+	}
+	r := s.chat(ask(t, "The little girl went to the park.", nil), append([]string{"Cache-Control", "no-store"}, on...)...)
+	t.Logf("similarity of a near-duplicate on real embeddings: %s (%s)", r.sim, r.cache)
+	if r.cache != "HIT" || r.sim == "" {
+		t.Errorf("near-duplicate: %s %q; want a HIT with a similarity", r.cache, r.sim)
+	}
+	emb := realEmbed(t)
+	a, _ := emb(t.Context(), modelA, "The little girl went to the park")
+	b, _ := emb(t.Context(), modelA, "The little girl never went to the park")
+	var cos float32
+	for i, x := range cache.Normalize(a) {
+		cos += x * cache.Normalize(b)[i]
+	}
+	t.Logf("cosine of the prompt and its negation on real embeddings: %.4f (threshold 0.9; the guard must reject it)", cos)
+	if r := s.chat(ask(t, "The little girl never went to the park", nil), append([]string{"Cache-Control", "no-store"}, on...)...); r.cache != "MISS" {
+		t.Errorf("negated: %s; want MISS", r.cache)
+	}
+	if r := s.chat(ask(t, "The 2 little girls went to the park", nil), append([]string{"Cache-Control", "no-store"}, on...)...); r.cache != "MISS" {
+		t.Errorf("number added: %s; want MISS", r.cache)
 	}
 }
