@@ -123,6 +123,10 @@ func TestDashboardBrowser(t *testing.T) {
 	waitJS(t, ctx, "both replicas healthy", `document.querySelectorAll('tr.replica[data-state="healthy"]').length === 2`)
 	waitJS(t, ctx, "charts drawn", `Number(document.getElementById('charts-section').dataset.points || 0) > 0`)
 	statusText, pools := text(t, ctx, "#status"), text(t, ctx, "#pools")
+	// Auth is off: no key field.
+	if hidden, err := chromedp.Run(step(t, ctx, 5*time.Second), chromedp.Evaluate[bool](`getComputedStyle(document.getElementById('auth')).display === 'none'`)); err != nil || !hidden {
+		t.Errorf("the API key field shows although auth is off (err %v)", err)
+	}
 	if statusText != "ok" {
 		t.Errorf("status badge %q, want ok", statusText)
 	}

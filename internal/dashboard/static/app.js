@@ -181,7 +181,8 @@ function niceMax(v) {
 
 function fmtNum(v) {
   if (v >= 1000) return (v / 1000).toFixed(v >= 10000 ? 0 : 1) + "k";
-  if (v >= 10 || v === 0) return v.toFixed(0);
+  if (v === 0 || (v >= 10 && Number.isInteger(v))) return v.toFixed(0);
+  if (v >= 10) return v.toFixed(1);
   return v.toPrecision(2);
 }
 
