@@ -2,10 +2,17 @@
 
 package tensor
 
-import "golang.org/x/sys/cpu"
+import (
+	"os"
+
+	"golang.org/x/sys/cpu"
+)
 
 // SIMD names the kernel set in use.
 var SIMD = func() string {
+	if useVNNI {
+		return "avx512-vnni"
+	}
 	if hasAVX2 {
 		return "avx2"
 	}
@@ -13,6 +20,30 @@ var SIMD = func() string {
 }()
 
 var hasAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+// useVNNI selects the AVX-512 VNNI Q8_0 kernels (kernels_vnni_amd64.s).
+// LLMO_NO_AVX512=1 turns them off (the AVX2 kernels then run).
+var useVNNI = hasAVX2 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL &&
+	cpu.X86.HasAVX512VNNI && os.Getenv("LLMO_NO_AVX512") == ""
+
+// dotQ8VNNI is dotQ8 over activations prepared by Input (u = x XOR 0x80,
+// xe = each block's scale 8 times), two blocks per AVX-512 instruction.
+// Even and odd blocks accumulate in separate halves, so results can differ
+// from dotQ8Go in the last bits; the three VNNI forms agree exactly.
+//
+//go:noescape
+func dotQ8VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb int) float32
+
+// dotQ8x4VNNI is four dotQ8VNNI of one row with tokens eStride/uStride bytes
+// apart.
+//
+//go:noescape
+func dotQ8x4VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb, eStride, uStride int, out *[4]float32)
+
+// dotQ8r4VNNI is four dotQ8VNNI of consecutive rows with one token.
+//
+//go:noescape
+func dotQ8r4VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb int, out *[4]float32)
 
 // The assembly kernels of kernels_amd64.s. Each has a Go twin in kernels.go
 // that the tests compare it with.

@@ -5,6 +5,18 @@ package tensor
 // SIMD names the kernel set in use.
 const SIMD = "go"
 
+const useVNNI = false
+
+func dotQ8VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb int) float32 { panic("no VNNI") }
+
+func dotQ8x4VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb, eStride, uStride int, out *[4]float32) {
+	panic("no VNNI")
+}
+
+func dotQ8r4VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb int, out *[4]float32) {
+	panic("no VNNI")
+}
+
 func dotF32(a, b []float32) float32 { return dotF32Go(a, b) }
 
 func axpy(a float32, x, y []float32) { axpyGo(a, x, y) }

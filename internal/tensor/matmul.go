@@ -11,13 +11,26 @@ type Input struct {
 	half    []float32
 	hasQ    bool
 	hasHalf bool
+	// For the VNNI kernels: u = quants XOR 0x80 (unsigned), xe = each
+	// block's scale repeated 8 times, ePer floats per vector. Both are
+	// padded so that the kernels' 64-byte loads of an odd last block stay
+	// inside the slices.
+	u    []int8
+	xe   []float32
+	ePer int
 }
 
 // NewInput allocates an Input for up to maxT vectors of cols values.
 func NewInput(maxT, cols int) *Input {
 	in := &Input{Cols: cols, X: make([]float32, maxT*cols)}
 	if cols%QK == 0 {
-		in.q = Q8Blocks{D: make([]float32, maxT*cols/QK), Qs: make([]int8, maxT*cols)}
+		nb := cols / QK
+		in.q = Q8Blocks{D: make([]float32, maxT*nb), Qs: make([]int8, maxT*cols)}
+		if useVNNI {
+			in.ePer = (nb + 1) &^ 1 * 8
+			in.u = make([]int8, maxT*cols+64)
+			in.xe = make([]float32, maxT*in.ePer+16)
+		}
 	}
 	in.half = make([]float32, maxT*cols)
 	return in
@@ -34,6 +47,22 @@ func (in *Input) prepare(m *Matrix) {
 	switch {
 	case m.Kind == Q8 && !in.hasQ:
 		QuantizeQ8(in.q, in.X[:in.T*in.Cols])
+		if useVNNI {
+			n := in.T * in.Cols
+			for i, v := range in.q.Qs[:n] {
+				in.u[i] = v ^ -128
+			}
+			nb := in.Cols / QK
+			for t := range in.T {
+				e := in.xe[t*in.ePer : (t+1)*in.ePer]
+				for b, d := range in.q.D[t*nb : (t+1)*nb] {
+					for k := range 8 {
+						e[b*8+k] = d
+					}
+				}
+				clear(e[nb*8:])
+			}
+		}
 		in.hasQ = true
 	case m.Kind == F32 && m.HalfInput && !in.hasHalf:
 		copy(in.half, in.X[:in.T*in.Cols])
@@ -104,6 +133,10 @@ func (j *Job) rows(r0, r1 int) {
 	switch w.Kind {
 	case Q8:
 		nb := cols / QK
+		if useVNNI {
+			j.rowsVNNI(r0, r1)
+			return
+		}
 		var o4 [4]float32
 		bias := func(r int) float32 {
 			if j.Bias == nil {
@@ -156,6 +189,52 @@ func (j *Job) rows(r0, r1 int) {
 			for t := range in.T {
 				j.Out[t*stride+r] = dotF32(wr, x[t*cols:(t+1)*cols]) + bias
 			}
+		}
+	}
+}
+
+// rowsVNNI is rows for Q8 weights with the AVX-512 VNNI kernels.
+func (j *Job) rowsVNNI(r0, r1 int) {
+	w, in := j.W, j.In
+	stride := j.OutStride
+	if stride == 0 {
+		stride = w.Rows
+	}
+	cols := w.Cols
+	nb := cols / QK
+	var o4 [4]float32
+	bias := func(r int) float32 {
+		if j.Bias == nil {
+			return 0
+		}
+		return j.Bias[r]
+	}
+	_, _ = w.Q8.D[r1*nb-1], w.Q8.Qs[r1*cols-1]
+	_, _ = in.xe[in.T*in.ePer-1], in.u[in.T*cols-1]
+	t := 0
+	if in.T >= 4 {
+		for r := r0; r < r1; r++ {
+			b := bias(r)
+			for t = 0; t+4 <= in.T; t += 4 {
+				dotQ8x4VNNI(&w.Q8.D[r*nb], &w.Q8.Qs[r*cols], &in.xe[t*in.ePer], &in.u[t*cols], nb, in.ePer*4, cols, &o4)
+				for i, v := range o4 {
+					j.Out[(t+i)*stride+r] = v + b
+				}
+			}
+		}
+	}
+	for ; t < in.T; t++ {
+		xe, xu := &in.xe[t*in.ePer], &in.u[t*cols]
+		out := j.Out[t*stride:]
+		r := r0
+		for ; r+4 <= r1; r += 4 {
+			dotQ8r4VNNI(&w.Q8.D[r*nb], &w.Q8.Qs[r*cols], xe, xu, nb, &o4)
+			for i, v := range o4 {
+				out[r+i] = v + bias(r+i)
+			}
+		}
+		for ; r < r1; r++ {
+			out[r] = dotQ8VNNI(&w.Q8.D[r*nb], &w.Q8.Qs[r*cols], xe, xu, nb) + bias(r)
 		}
 	}
 }

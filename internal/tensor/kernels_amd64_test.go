@@ -1,0 +1,113 @@
+//go:build amd64 && !purego
+
+package tensor
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// The VNNI kernels against the Go twin (same integer sums, scale products
+// and FMAs; only the even/odd split of the accumulation differs), and the
+// three VNNI forms against each other, bit for bit. Odd block counts
+// exercise the masked last pair; 17+ blocks cross a 16-block scale group.
+func TestVNNIKernels(t *testing.T) {
+	if !useVNNI {
+		t.Skip("no AVX-512 VNNI on this CPU")
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, nb := range []int{1, 2, 3, 8, 9, 16, 17, 24, 33, 64} {
+		cols := nb * QK
+		const T = 6
+		in := NewInput(T, cols)
+		copy(in.X, randVec(r, T*cols))
+		in.Set(T)
+		w := NewF32(4, cols, randVec(r, 4*cols))
+		wq, _ := QuantizeMatrix(w)
+		wq.Q8.Qs[0] = -128
+		in.prepare(wq)
+		for tok := range T {
+			xd, xq := in.q.D[tok*nb:(tok+1)*nb], in.q.Qs[tok*cols:(tok+1)*cols]
+			for row := range 4 {
+				wd, wqs := wq.Q8.D[row*nb:(row+1)*nb], wq.Q8.Qs[row*cols:(row+1)*cols]
+				got := dotQ8VNNI(&wd[0], &wqs[0], &in.xe[tok*in.ePer], &in.u[tok*cols], nb)
+				want := dotQ8Go(wd, wqs, xd, xq)
+				if d := math.Abs(float64(got - want)); d > 1e-5*(math.Abs(float64(want))+1) {
+					t.Fatalf("nb=%d token %d row %d: VNNI %g, twin %g", nb, tok, row, got, want)
+				}
+			}
+			var o4 [4]float32
+			dotQ8r4VNNI(&wq.Q8.D[0], &wq.Q8.Qs[0], &in.xe[tok*in.ePer], &in.u[tok*cols], nb, &o4)
+			for row := range 4 {
+				one := dotQ8VNNI(&wq.Q8.D[row*nb], &wq.Q8.Qs[row*cols], &in.xe[tok*in.ePer], &in.u[tok*cols], nb)
+				if o4[row] != one {
+					t.Fatalf("nb=%d r4 row %d: %g vs single %g", nb, row, o4[row], one)
+				}
+			}
+		}
+		for tok := 0; tok+4 <= T; tok += 2 {
+			var o4 [4]float32
+			dotQ8x4VNNI(&wq.Q8.D[nb], &wq.Q8.Qs[cols], &in.xe[tok*in.ePer], &in.u[tok*cols], nb, in.ePer*4, cols, &o4)
+			for i := range 4 {
+				one := dotQ8VNNI(&wq.Q8.D[nb], &wq.Q8.Qs[cols], &in.xe[(tok+i)*in.ePer], &in.u[(tok+i)*cols], nb)
+				if o4[i] != one {
+					t.Fatalf("nb=%d x4 token %d: %g vs single %g", nb, tok+i, o4[i], one)
+				}
+			}
+		}
+	}
+}
+
+func BenchmarkDotQ8VNNI(b *testing.B) {
+	if !useVNNI {
+		b.Skip("no AVX-512 VNNI")
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	const n = 768
+	in := NewInput(1, n)
+	copy(in.X, randVec(r, n))
+	in.Set(1)
+	w, _ := QuantizeMatrix(NewF32(1, n, randVec(r, n)))
+	in.prepare(w)
+	b.SetBytes(n + n/QK*4)
+	for b.Loop() {
+		dotQ8VNNI(&w.Q8.D[0], &w.Q8.Qs[0], &in.xe[0], &in.u[0], n/QK)
+	}
+}
+
+// Kernel forms on one 768-column row (in L1): per call, 4 dot products for
+// the r4/x4 forms.
+func BenchmarkQ8Forms(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	const n, nb = 768, 768 / QK
+	in := NewInput(4, n)
+	copy(in.X, randVec(r, 4*n))
+	in.Set(4)
+	w, _ := QuantizeMatrix(NewF32(4, n, randVec(r, 4*n)))
+	in.prepare(w)
+	var o4 [4]float32
+	b.Run("avx2-r4", func(b *testing.B) {
+		for b.Loop() {
+			dotQ8r4(w.Q8.D, w.Q8.Qs, in.q.D[:nb], in.q.Qs[:n], &o4)
+		}
+	})
+	b.Run("avx2-x4", func(b *testing.B) {
+		for b.Loop() {
+			dotQ8x4(w.Q8.D[:nb], w.Q8.Qs[:n], in.q.D, in.q.Qs, nb, &o4)
+		}
+	})
+	if !useVNNI {
+		return
+	}
+	b.Run("vnni-r4", func(b *testing.B) {
+		for b.Loop() {
+			dotQ8r4VNNI(&w.Q8.D[0], &w.Q8.Qs[0], &in.xe[0], &in.u[0], nb, &o4)
+		}
+	})
+	b.Run("vnni-x4", func(b *testing.B) {
+		for b.Loop() {
+			dotQ8x4VNNI(&w.Q8.D[0], &w.Q8.Qs[0], &in.xe[0], &in.u[0], nb, in.ePer*4, n, &o4)
+		}
+	})
+}

@@ -1,0 +1,231 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// AVX-512 VNNI Q8_0 kernels. Two blocks (64 bytes) per instruction: VPDPBUSD
+// multiplies unsigned activations u = x+128 (x XOR 0x80, prepared once per
+// token) with the signed weights, and 128·Σw (VPDPBUSD of 0x80 bytes with
+// the weights) is subtracted, which leaves Σ x·w exactly, in the same
+// 4-product int32 lanes as the AVX2 kernels. Lanes 0-7 accumulate even
+// blocks and lanes 8-15 odd blocks, each by one FMA with its block's scale
+// product; the halves are added and reduced as llama.cpp's hsum_float_8.
+//
+// Scales: xe holds each block's activation scale 8 times (so a pair of
+// blocks is one 16-float load), the weight scales are permuted out of a
+// 16-block vector (VPERMPS with a running index).
+//
+// Registers: Z31 = 0x80 bytes, Z30 = 2 (index step), Z27 = [0 x8, 1 x8]
+// (first index), Z29 = current index.
+
+#define CONSTS \
+	MOVL $0x80808080, AX; \
+	VPBROADCASTD AX, Z31; \
+	MOVL $2, AX; \
+	VPBROADCASTD AX, Z30; \
+	MOVL $1, AX; \
+	VPBROADCASTD AX, Y26; \
+	VPXORD Z27, Z27, Z27; \
+	VINSERTI64X4 $1, Y26, Z27, Z27
+
+// K2 = lanes of the weight-scale group starting at block AX (min(16, DX-AX)).
+#define GROUPMASK \
+	MOVQ DX, CX; \
+	SUBQ AX, CX; \
+	MOVQ $16, BX; \
+	CMPQ CX, BX; \
+	CMOVQGT BX, CX; \
+	MOVL $1, BX; \
+	SHLL CX, BX; \
+	DECL BX; \
+	KMOVW BX, K2; \
+	VMOVDQA32 Z27, Z29
+
+// K1 = all 64 bytes of the pair at block AX, or only the first 32 when it
+// is the odd last block.
+#define PAIRMASK \
+	MOVQ $-1, BX; \
+	MOVL $0xFFFFFFFF, CX; \
+	LEAQ 1(AX), R14; \
+	CMPQ R14, DX; \
+	CMOVQGE CX, BX; \
+	KMOVQ BX, K1
+
+// Z4 = weights of the pair at wptr, Z5 = 128·Σw per lane.
+#define WLOAD(wptr) \
+	VMOVDQU8.Z wptr, K1, Z4; \
+	VPXORD Z5, Z5, Z5; \
+	VPDPBUSD Z4, Z31, Z5
+
+// acc += (wd·xd) * Σ x·w for one token whose u and xe pairs are at uaddr
+// and eaddr; Z6 holds the pair's weight scales.
+#define TOKSTEP(uaddr, eaddr, acc) \
+	VMOVDQU8 uaddr, Z8; \
+	VPXORD Z9, Z9, Z9; \
+	VPDPBUSD Z4, Z8, Z9; \
+	VPSUBD Z5, Z9, Z9; \
+	VCVTDQ2PS Z9, Z9; \
+	VMULPS eaddr, Z6, Z10; \
+	VFMADD231PS Z9, Z10, acc
+
+// X1 = llama.cpp's hsum_float_8 of the two 8-lane halves of Zacc added.
+#define HSUM(Zacc, Yacc) \
+	VEXTRACTF64X4 $1, Zacc, Y1; \
+	VADDPS Yacc, Y1, Y1; \
+	VEXTRACTF128 $1, Y1, X2; \
+	VADDPS X1, X2, X1; \
+	VMOVHLPS X1, X1, X2; \
+	VADDPS X2, X1, X1; \
+	VMOVSHDUP X1, X2; \
+	VADDSS X2, X1, X1
+
+// func dotQ8VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb int) float32
+TEXT ·dotQ8VNNI(SB), NOSPLIT, $0-44
+	MOVQ wd+0(FP), SI
+	MOVQ wq+8(FP), DI
+	MOVQ xe+16(FP), R8
+	MOVQ xu+24(FP), R9
+	MOVQ nb+32(FP), DX
+	CONSTS
+	VPXORD Z0, Z0, Z0
+	XORQ AX, AX
+v1loop:
+	CMPQ AX, DX
+	JGE v1done
+	TESTQ $15, AX
+	JNZ v1noreload
+	GROUPMASK
+	VMOVUPS.Z (SI), K2, Z20
+	ADDQ $64, SI
+v1noreload:
+	PAIRMASK
+	WLOAD((DI))
+	VPERMPS Z20, Z29, Z6
+	TOKSTEP((R9), (R8), Z0)
+	VPADDD Z30, Z29, Z29
+	ADDQ $64, DI
+	ADDQ $64, R9
+	ADDQ $64, R8
+	ADDQ $2, AX
+	JMP v1loop
+v1done:
+	HSUM(Z0, Y0)
+	VZEROUPPER
+	MOVSS X1, ret+40(FP)
+	RET
+
+// func dotQ8x4VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb, eStride, uStride int, out *[4]float32)
+// Token t's pairs are at xe + t*eStride and xu + t*uStride (bytes).
+TEXT ·dotQ8x4VNNI(SB), NOSPLIT, $0-64
+	MOVQ wd+0(FP), SI
+	MOVQ wq+8(FP), DI
+	MOVQ xe+16(FP), R8
+	MOVQ xu+24(FP), R9
+	MOVQ nb+32(FP), DX
+	MOVQ eStride+40(FP), R10
+	MOVQ uStride+48(FP), R11
+	LEAQ (R10)(R10*2), R12
+	LEAQ (R11)(R11*2), R13
+	CONSTS
+	VPXORD Z0, Z0, Z0
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	XORQ AX, AX
+v4loop:
+	CMPQ AX, DX
+	JGE v4done
+	TESTQ $15, AX
+	JNZ v4noreload
+	GROUPMASK
+	VMOVUPS.Z (SI), K2, Z20
+	ADDQ $64, SI
+v4noreload:
+	PAIRMASK
+	WLOAD((DI))
+	VPERMPS Z20, Z29, Z6
+	TOKSTEP((R9), (R8), Z0)
+	TOKSTEP((R9)(R11*1), (R8)(R10*1), Z11)
+	TOKSTEP((R9)(R11*2), (R8)(R10*2), Z12)
+	TOKSTEP((R9)(R13*1), (R8)(R12*1), Z13)
+	VPADDD Z30, Z29, Z29
+	ADDQ $64, DI
+	ADDQ $64, R9
+	ADDQ $64, R8
+	ADDQ $2, AX
+	JMP v4loop
+v4done:
+	MOVQ out+56(FP), DI
+	HSUM(Z0, Y0)
+	VMOVSS X1, 0(DI)
+	HSUM(Z11, Y11)
+	VMOVSS X1, 4(DI)
+	HSUM(Z12, Y12)
+	VMOVSS X1, 8(DI)
+	HSUM(Z13, Y13)
+	VMOVSS X1, 12(DI)
+	VZEROUPPER
+	RET
+
+// func dotQ8r4VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb int, out *[4]float32)
+// Four consecutive rows of nb blocks with one token.
+TEXT ·dotQ8r4VNNI(SB), NOSPLIT, $0-48
+	MOVQ wd+0(FP), SI
+	MOVQ wq+8(FP), DI
+	MOVQ xe+16(FP), R8
+	MOVQ xu+24(FP), R9
+	MOVQ nb+32(FP), DX
+	MOVQ DX, R10
+	SHLQ $5, R10                  // row stride of the quants
+	LEAQ (R10)(R10*2), R11
+	MOVQ DX, R12
+	SHLQ $2, R12                  // row stride of the scales
+	LEAQ (R12)(R12*2), R13
+	CONSTS
+	VPXORD Z0, Z0, Z0
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	XORQ AX, AX
+r4loop:
+	CMPQ AX, DX
+	JGE r4done
+	TESTQ $15, AX
+	JNZ r4noreload
+	GROUPMASK
+	VMOVUPS.Z (SI), K2, Z20
+	VMOVUPS.Z (SI)(R12*1), K2, Z21
+	VMOVUPS.Z (SI)(R12*2), K2, Z22
+	VMOVUPS.Z (SI)(R13*1), K2, Z23
+	ADDQ $64, SI
+r4noreload:
+	PAIRMASK
+	WLOAD((DI))
+	VPERMPS Z20, Z29, Z6
+	TOKSTEP((R9), (R8), Z0)
+	WLOAD((DI)(R10*1))
+	VPERMPS Z21, Z29, Z6
+	TOKSTEP((R9), (R8), Z11)
+	WLOAD((DI)(R10*2))
+	VPERMPS Z22, Z29, Z6
+	TOKSTEP((R9), (R8), Z12)
+	WLOAD((DI)(R11*1))
+	VPERMPS Z23, Z29, Z6
+	TOKSTEP((R9), (R8), Z13)
+	VPADDD Z30, Z29, Z29
+	ADDQ $64, DI
+	ADDQ $64, R9
+	ADDQ $64, R8
+	ADDQ $2, AX
+	JMP r4loop
+r4done:
+	MOVQ out+40(FP), DI
+	HSUM(Z0, Y0)
+	VMOVSS X1, 0(DI)
+	HSUM(Z11, Y11)
+	VMOVSS X1, 4(DI)
+	HSUM(Z12, Y12)
+	VMOVSS X1, 8(DI)
+	HSUM(Z13, Y13)
+	VMOVSS X1, 12(DI)
+	VZEROUPPER
+	RET
