@@ -159,7 +159,7 @@ func unwrapURLError(err error) error {
 
 func printStatus(w io.Writer, gateway string, d *statusDoc) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "gateway\t%s\t%s\tversion %s, up %s\n", gateway, d.Status, orDash(d.Version), (time.Duration(d.Uptime) * time.Second).String())
+	fmt.Fprintf(tw, "gateway\t%s\t%s\tversion %s, up %s\n", orDash(gateway), orDash(d.Status), orDash(d.Version), (time.Duration(d.Uptime) * time.Second).String())
 	for _, dep := range []struct {
 		name string
 		d    *statusDep
@@ -184,6 +184,7 @@ func printStatus(w io.Writer, gateway string, d *statusDoc) error {
 		if model == "" {
 			model = "(unknown)"
 		}
+		model = orDash(model)
 		healthy := fmt.Sprintf("%d/%d", p.Healthy, len(p.Replicas))
 		if len(p.Replicas) == 0 {
 			fmt.Fprintf(tw, "%s\t%s\t-\t\t\t\t\t\t\t\n", model, healthy)
@@ -197,7 +198,7 @@ func printStatus(w io.Writer, gateway string, d *statusDoc) error {
 			if r.KVUsage != nil {
 				kv = fmt.Sprintf("%.0f%%", *r.KVUsage*100)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m, h, r.URL, orDash(r.State), orDash(r.Breaker),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m, h, orDash(r.URL), orDash(r.State), orDash(r.Breaker),
 				intOrDash(r.Outstanding), intOrDash(r.Running), intOrDash(r.Waiting), kv, orDash(r.Source))
 		}
 	}
@@ -208,18 +209,25 @@ func printStatus(w io.Writer, gateway string, d *statusDoc) error {
 	for _, p := range d.Pools {
 		for _, r := range p.Replicas {
 			if r.State != "healthy" && r.LastError != "" {
-				fmt.Fprintf(w, "  %s: %s\n", r.URL, r.LastError)
+				fmt.Fprintf(w, "  %s: %s\n", orDash(r.URL), orDash(r.LastError))
 			}
 		}
 	}
 	return nil
 }
 
+// orDash is s made safe for a terminal table (a gateway, or something
+// pretending to be one, could send escape sequences or newlines), or "-".
 func orDash(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return s
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 func intOrDash(p *int) string {

@@ -127,3 +127,26 @@ func TestStatus(t *testing.T) {
 		})
 	}
 }
+
+// FuzzStatusDocument feeds arbitrary gateway answers to the status printer:
+// whatever a (possibly foreign or broken) server sends, llmo status must
+// print or refuse it, never panic.
+func FuzzStatusDocument(f *testing.F) {
+	f.Add([]byte(healthOK))
+	f.Add([]byte(healthDown))
+	f.Add([]byte(`{"status":"ok","pools":[{"replicas":[{"kv_usage":-1e308,"outstanding":-5}]}]}`))
+	f.Add([]byte(`{"status":"ok","uptime_s":1e300,"pools":null,"cache":null}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var doc statusDoc
+		if json.Unmarshal(data, &doc) != nil {
+			return
+		}
+		var out bytes.Buffer
+		if err := printStatus(&out, "http://gw", &doc); err != nil {
+			t.Fatal(err)
+		}
+		if strings.ContainsAny(out.String(), "\x1b\r\x7f") {
+			t.Errorf("control characters from the gateway reached the terminal: %q", out.String())
+		}
+	})
+}
