@@ -24,6 +24,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -245,16 +246,14 @@ func (l *Layer) serve(w http.ResponseWriter, r *http.Request, kind string, next 
 // semanticWanted: the request header decides when present, else the key.
 func (l *Layer) semanticWanted(r *http.Request) bool {
 	switch v := r.Header.Get(HeaderSemantic); {
-	case equalFold(v, "on"), equalFold(v, "true"), v == "1":
+	case strings.EqualFold(v, "on"), strings.EqualFold(v, "true"), v == "1":
 		return true
-	case equalFold(v, "off"), equalFold(v, "false"), v == "0":
+	case strings.EqualFold(v, "off"), strings.EqualFold(v, "false"), v == "0":
 		return false
 	}
 	p := reqinfo.PrincipalFrom(r.Context())
 	return p != nil && p.SemanticCache
 }
-
-func equalFold(a, b string) bool { return len(a) == len(b) && bytes.EqualFold([]byte(a), []byte(b)) }
 
 // lookup returns the stored entry, or nil on a miss or any failure.
 func (l *Layer) lookup(ctx context.Context, ns, key string) *Entry {
@@ -546,5 +545,5 @@ func (t *tee) Flush() { _ = http.NewResponseController(t.w).Flush() }
 func (t *tee) Unwrap() http.ResponseWriter { return t.w }
 
 func isSSE(ct string) bool {
-	return len(ct) >= len("text/event-stream") && equalFold(ct[:len("text/event-stream")], "text/event-stream")
+	return len(ct) >= len("text/event-stream") && strings.EqualFold(ct[:len("text/event-stream")], "text/event-stream")
 }
