@@ -204,6 +204,35 @@ func TestBatchingMatchesSolo(t *testing.T) {
 	}
 }
 
+// A long prompt is fed in chunks over several steps while other sequences
+// decode and finish around it; every sequence still gets its own logits.
+func TestChunkedPrefillWithDecoders(t *testing.T) {
+	m := loadModel(t, "stories260K.gguf", Options{Threads: 1, MaxBatch: 3})
+	s := startScheduler(t, m)
+	long := encodePrompt(m.Tokenizer(), strings.Repeat("Once upon a time, there was a little girl named Lily. ", 20))
+	if len(long) <= 2*prefillChunk {
+		t.Fatalf("prompt of %d tokens does not need 3 chunks", len(long))
+	}
+	short := encodePrompt(m.Tokenizer(), "The little dog")
+	soloLong, _, _ := requestText(t, s, context.Background(), Request{Prompt: long, MaxTokens: 20, IgnoreEOS: true})
+	soloShort, _, _ := requestText(t, s, context.Background(), Request{Prompt: short, MaxTokens: 30, IgnoreEOS: true})
+	var wg sync.WaitGroup
+	var gotLong, gotShort []int
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		gotLong, _, _ = requestText(t, s, context.Background(), Request{Prompt: long, MaxTokens: 20, IgnoreEOS: true})
+	}()
+	go func() {
+		defer wg.Done()
+		gotShort, _, _ = requestText(t, s, context.Background(), Request{Prompt: short, MaxTokens: 30, IgnoreEOS: true})
+	}()
+	wg.Wait()
+	if !equalInts(gotLong, soloLong) || !equalInts(gotShort, soloShort) {
+		t.Errorf("batched output differs from solo:\nlong  %v\nsolo  %v\nshort %v\nsolo  %v", gotLong, soloLong, gotShort, soloShort)
+	}
+}
+
 func TestSubmitValidation(t *testing.T) {
 	m := loadModel(t, "stories260K.gguf", Options{Threads: 1, MaxBatch: 1, CtxLen: 64})
 	s := startScheduler(t, m)

@@ -45,6 +45,7 @@ type seq struct {
 	tokens   []int // prompt then generated
 	fed      int   // tokens in the KV cache
 	chunk    int   // prompt tokens in the current step
+	row      int   // this step's logits row
 	gen      int
 	last     int // the next token to feed (decode)
 	dec      *tokenizer.Decoder
@@ -249,8 +250,11 @@ func (s *Scheduler) step() {
 	b := &s.r.b
 	b.reset()
 	// Decode tokens first, then prompt chunks in arrival order.
+	// Each sequence remembers which logits row is its own: rows follow the
+	// batch order, which is not the order of s.active.
 	for _, q := range s.active {
 		if q.fed >= len(q.req.Prompt) {
+			q.row = b.nLogits
 			b.add(q.last, q.slot, q.fed, true)
 		}
 	}
@@ -260,25 +264,27 @@ func (s *Scheduler) step() {
 			q.chunk = n
 			for i := range n {
 				p := q.fed + i
-				b.add(q.req.Prompt[p], q.slot, p, p == len(q.req.Prompt)-1)
+				last := p == len(q.req.Prompt)-1
+				if last {
+					q.row = b.nLogits
+				}
+				b.add(q.req.Prompt[p], q.slot, p, last)
 			}
 		}
 	}
 	s.r.forward(false)
 
-	row := 0
+	vocab := s.m.hp.vocab
 	kept = s.active[:0]
 	for _, q := range s.active {
 		done := false
 		if q.fed >= len(q.req.Prompt) {
 			q.fed++
-			done = s.emit(q, s.r.logits[row*s.m.hp.vocab:(row+1)*s.m.hp.vocab])
-			row++
+			done = s.emit(q, s.r.logits[q.row*vocab:(q.row+1)*vocab])
 		} else {
 			q.fed += q.chunk
 			if q.fed == len(q.req.Prompt) {
-				done = s.emit(q, s.r.logits[row*s.m.hp.vocab:(row+1)*s.m.hp.vocab])
-				row++
+				done = s.emit(q, s.r.logits[q.row*vocab:(q.row+1)*vocab])
 			}
 		}
 		if !done {
