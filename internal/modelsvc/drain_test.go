@@ -37,8 +37,9 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{})
+	var exitErr error
+	go func() { exitErr = cmd.Wait(); close(exited) }()
 	defer func() {
 		select {
 		case <-exited:
@@ -49,7 +50,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	}()
 	waitReady(t, base)
 
-	const maxTokens = 12
+	const maxTokens = 32
 	type result struct {
 		i      int
 		code   int
@@ -125,12 +126,14 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	}
 	// Wait until the slots are full and the rest are queued, then SIGTERM.
 	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if metricValueOr(t, base, `vllm:num_requests_running{model_name="synth-15m-q8_0"}`, 0) == 3 &&
-			metricValueOr(t, base, `vllm:num_requests_waiting{model_name="synth-15m-q8_0"}`, 0) == 2 {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
+	loaded := false
+	for !loaded && time.Now().Before(deadline) {
+		loaded = metricValueOr(t, base, `vllm:num_requests_running{model_name="synth-15m-q8_0"}`, 0) == 3 &&
+			metricValueOr(t, base, `vllm:num_requests_waiting{model_name="synth-15m-q8_0"}`, 0) == 2
+		time.Sleep(2 * time.Millisecond)
+	}
+	if !loaded {
+		t.Fatal("never saw 3 running and 2 queued requests before SIGTERM")
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -162,9 +165,9 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("exit: %v\n%s", err, stderr.String())
+	case <-exited:
+		if exitErr != nil {
+			t.Fatalf("exit: %v\n%s", exitErr, stderr.String())
 		}
 	case <-ctx.Done():
 		t.Fatalf("process did not exit after drain\n%s", stderr.String())
