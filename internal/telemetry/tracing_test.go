@@ -322,3 +322,26 @@ func TestTransportWithoutTracing(t *testing.T) {
 		t.Error("Transport modified the caller's request")
 	}
 }
+
+// BenchmarkServiceHandler measures what tracing adds to a request through
+// the service middleware: off (the default) and on (spans batched for an
+// OTLP receiver).
+func BenchmarkServiceHandler(b *testing.B) {
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	defer recv.Close()
+	for _, bc := range []struct{ name, endpoint string }{{"off", ""}, {"on", recv.URL}} {
+		b.Run(bc.name, func(b *testing.B) {
+			srv := service.New("bench", testCommon(bc.endpoint), nil, nil)
+			srv.Mux.HandleFunc("GET /v1/models", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "{}") })
+			h := srv.Handler()
+			req := httptest.NewRequest(http.MethodGet, "/v1/models", nil)
+			req.Header.Set("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+			b.ReportAllocs()
+			for b.Loop() {
+				h.ServeHTTP(httptest.NewRecorder(), req)
+			}
+		})
+	}
+}
