@@ -126,7 +126,7 @@ func TestBadRequestsGet4xxEnvelope(t *testing.T) {
 		{"messages missing", "POST", "/v1/chat/completions", "application/json", `{"model":"fake"}`, 400, "messages"},
 		{"messages object", "POST", "/v1/chat/completions", "application/json", `{"model":"fake","messages":{"a":1}}`, 400, "messages"},
 		{"messages empty", "POST", "/v1/chat/completions", "application/json", `{"model":"fake","messages":[]}`, 400, "messages"},
-		{"image content part", "POST", "/v1/chat/completions", "application/json", `{"model":"fake","messages":[{"role":"user","content":[{"type":"image_url"}]}]}`, 400, "messages"},
+		{"messages not objects", "POST", "/v1/chat/completions", "application/json", `{"model":"fake","messages":"hi"}`, 400, "messages"},
 		{"unknown model", "POST", "/v1/chat/completions", "application/json", `{"model":"nope","messages":[{"role":"user","content":"x"}]}`, 404, ""},
 		{"huge model name", "POST", "/v1/completions", "application/json", `{"model":"` + strings.Repeat("m", 300) + `","prompt":"x"}`, 400, "model"},
 		{"prompt missing", "POST", "/v1/completions", "application/json", `{"model":"fake"}`, 400, "prompt"},

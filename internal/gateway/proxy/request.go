@@ -108,17 +108,19 @@ func Parse(kind Kind, body []byte, prefixChars int) (*Request, error) {
 		return nil, errs.Param(field, "you must provide %s", field)
 	}
 	if kind == Chat {
+		// Only the shape is checked: content parts (images, audio) are the
+		// replica's business, and a vision model behind the gateway takes them.
 		if raw[0] != '[' {
 			return nil, errs.Param("messages", "messages must be an array of message objects")
 		}
-		var msgs []api.Message
-		if err := json.Unmarshal(raw, &msgs); err != nil {
-			return nil, errs.Param("messages", "messages: %s", cleanJSONErr(err))
-		}
-		if len(msgs) == 0 {
+		if len(bytes.TrimSpace(raw[1:len(raw)-1])) == 0 {
 			return nil, errs.Param("messages", "messages must not be empty")
 		}
 		if prefixChars > 0 {
+			var msgs []prefixMessage
+			if err := json.Unmarshal(raw, &msgs); err != nil {
+				return nil, errs.Param("messages", "messages: %s", cleanJSONErr(err))
+			}
 			r.Prefix = chatPrefix(msgs, prefixChars)
 		}
 	} else if raw[0] != '"' && raw[0] != '[' {
@@ -140,7 +142,15 @@ func cleanJSONErr(err error) string {
 	return err.Error()
 }
 
-func chatPrefix(msgs []api.Message, n int) []byte {
+// prefixMessage is the part of a message the affinity key covers. Content
+// stays raw (a string's JSON form, or an array of parts as sent), which is
+// as stable across gateways as the decoded text.
+type prefixMessage struct {
+	Role    string          `json:"role"`
+	Content json.RawMessage `json:"content"`
+}
+
+func chatPrefix(msgs []prefixMessage, n int) []byte {
 	b := make([]byte, 0, n)
 	for _, m := range msgs {
 		b = append(b, m.Role...)
