@@ -22,7 +22,7 @@ func TestModelFromStorage(t *testing.T) {
 		t.Fatal(err)
 	}
 	scfg.Root, scfg.DrainTimeout = t.TempDir(), time.Second
-	st, err := storage.New(context.Background(), scfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	st, err := storage.New(t.Context(), scfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
