@@ -53,6 +53,9 @@ func TestQ8LogitsMatchFloat(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if raceEnabled && tt.int8 && tt.f32 != "stories260K.gguf" {
+				t.Skip("quantizing 15M weights at load is slow under the race detector; covered without it")
+			}
 			mf := loadModel(t, tt.f32, Options{Threads: 1, MaxBatch: 1})
 			mq := loadModel(t, tt.q8, Options{Threads: 1, MaxBatch: 1, Int8: tt.int8})
 			if mq.Info().Quant != "Q8_0" {
@@ -174,6 +177,9 @@ func requestText(t testing.TB, s *Scheduler, ctx context.Context, r Request) ([]
 func TestBatchingMatchesSolo(t *testing.T) {
 	for _, name := range []string{"stories260K.gguf", "synth-15m-q8_0.gguf"} {
 		t.Run(name, func(t *testing.T) {
+			if raceEnabled && name != "stories260K.gguf" {
+				t.Skip("15M model under the race detector; covered without it")
+			}
 			m := loadModel(t, name, Options{Threads: 2, MaxBatch: 4})
 			s := startScheduler(t, m)
 			prompts := []string{"Once upon a time", "The little dog ran to the park and", "Tom had 3 apples and 12 pears.", "She said"}

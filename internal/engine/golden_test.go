@@ -157,7 +157,11 @@ func TestGolden(t *testing.T) {
 			s := startScheduler(t, m)
 			var chars float64
 			agree, total := 0, 0
-			for _, g := range byModel[name] {
+			lines := byModel[name]
+			if raceEnabled && name != "stories260K.gguf" {
+				lines = lines[:2]
+			}
+			for _, g := range lines {
 				prompt := encodePrompt(m.Tokenizer(), g.Prompt)
 				if g.PromptIDs != nil {
 					if len(prompt) == 0 || prompt[0] != 1 || !equalInts(prompt[1:], g.PromptIDs) {
@@ -177,7 +181,7 @@ func TestGolden(t *testing.T) {
 				}
 				t.Logf("%q: %.1f%% of characters match", g.Prompt, 100*match)
 			}
-			avg := chars / float64(len(byModel[name]))
+			avg := chars / float64(len(lines))
 			tok := float64(agree) / float64(total)
 			t.Logf("average character match %.2f%%, teacher-forced token agreement %d/%d", 100*avg, agree, total)
 			if avg < bar.chars || tok < bar.tokens {
