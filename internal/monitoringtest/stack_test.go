@@ -118,10 +118,11 @@ func startStackEnv(t *testing.T, replicas int, extraEnv []string) *stack {
 	}
 	s.waitReady(t, "gateway", s.API)
 	// The gateway learns each replica's models from /v1/models; wait until
-	// every replica is healthy in its pool.
-	s.eventually(t, 30*time.Second, "every replica healthy in the gateway", func() bool {
+	// every replica is healthy in its pool and the cache and storage checks
+	// have run (status "ok").
+	s.eventually(t, 30*time.Second, "gateway status ok with every replica healthy", func() bool {
 		h, err := s.health()
-		if err != nil {
+		if err != nil || h.Status != "ok" {
 			return false
 		}
 		for _, p := range h.Pools {
