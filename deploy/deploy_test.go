@@ -6,6 +6,7 @@ package deploy
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -275,7 +276,7 @@ func TestHelmChart(t *testing.T) {
 		}
 	}
 	model := objs["Deployment/rel-llmo-model"].Spec
-	if dig(model, "template", "spec", "nodeSelector", "gpu") != "true" || dig(model, "template", "spec", "tolerations", 0, "key") != "nvidia.com/gpu" {
+	if fmt.Sprint(dig(model, "template", "spec", "nodeSelector", "gpu")) != "true" || dig(model, "template", "spec", "tolerations", 0, "key") != "nvidia.com/gpu" {
 		t.Error("GPU nodeSelector/tolerations from values not applied to the model pods")
 	}
 	if dig(model, "replicas") != nil {
