@@ -84,7 +84,7 @@ type Proxy struct {
 	cfg       Config
 	reg       *upstream.Registry
 	policy    balance.Policy[*upstream.Replica]
-	transport *http.Transport
+	transport *h1Client
 	budget    *Budget
 	m         *metrics
 	ring      *stats.Ring
@@ -116,7 +116,7 @@ func New(cfg Config, reg *upstream.Registry, ring *stats.Ring, promReg prometheu
 		WriteBufferSize:       32 << 10,
 		ReadBufferSize:        32 << 10,
 	}
-	p := &Proxy{cfg: cfg, reg: reg, policy: pol, transport: tr, ring: ring, log: log,
+	p := &Proxy{cfg: cfg, reg: reg, policy: pol, transport: newH1Client(dialer, tr, 1024), ring: ring, log: log,
 		budget: NewBudget(cfg.RetryRatio, cfg.RetryMinPerSec), m: newMetrics(promReg)}
 	p.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
 	return p, nil
@@ -433,11 +433,15 @@ func (p *Proxy) classify(ctx, actx context.Context, err error) *attemptErr {
 	// The connection died before the answer was complete (the replica
 	// crashed or restarted). Nothing reached the client, and generation has
 	// no side effects, so another replica may serve it.
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) || strings.Contains(err.Error(), "server closed idle connection") {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isReset(err) ||
+		errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "server closed idle connection") {
 		return &attemptErr{reason: "reset", retryable: true, replicaAt: true, err: err}
 	}
 	return &attemptErr{reason: "transport", retryable: true, replicaAt: true, err: err}
+}
+
+func isReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 func isSSE(h http.Header) bool {
@@ -457,6 +461,11 @@ func (p *Proxy) buffer(resp *http.Response) (*bufferedResponse, error) {
 		b = make([]byte, resp.ContentLength)
 		if _, err := io.ReadFull(resp.Body, b); err != nil {
 			return nil, err
+		}
+		// Read to EOF so that the connection goes back to the pool.
+		var one [1]byte
+		if n, _ := resp.Body.Read(one[:]); n > 0 {
+			return nil, fmt.Errorf("upstream body longer than its Content-Length")
 		}
 	} else {
 		var err error
