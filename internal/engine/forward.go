@@ -187,10 +187,10 @@ func (r *runner) forward(hidden bool) {
 		}
 		r.att.layer = li
 		r.att.total = T * hp.heads
-		if T*hp.heads > 1 && (b.pos[T-1]+1)*hp.heads*hp.headDim*T > 1<<14 {
+		if (b.pos[T-1]+1)*hp.heads*hp.headDim*T > 1<<14 {
 			r.pool.Do(&r.att)
 		} else {
-			r.att.Run(0, 1)
+			r.pool.DoSerial(&r.att)
 		}
 		r.attIn.Set(T)
 		r.matmul(tensor.Job{W: l.wo, In: r.attIn, Out: r.tmp})
@@ -252,14 +252,21 @@ type attnTask struct {
 	scores [][]float32 // per worker, ctxLen
 }
 
-func (a *attnTask) Run(part, parts int) {
+// attnChunk is how many (token, head) pairs one chunk of attention covers.
+const attnChunk = 4
+
+// Chunks implements tensor.Task.
+func (a *attnTask) Chunks() int { return (a.total + attnChunk - 1) / attnChunk }
+
+// RunChunk implements tensor.Task.
+func (a *attnTask) RunChunk(c, worker int) {
 	r := a.r
 	hp := r.hp
 	hd, kvDim, qDim := hp.headDim, hp.kvDim(), hp.qDim()
 	group := hp.heads / hp.kvHeads
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	lo, hi := part*a.total/parts, (part+1)*a.total/parts
-	scores := a.scores[part]
+	lo, hi := c*attnChunk, min((c+1)*attnChunk, a.total)
+	scores := a.scores[worker]
 	for i := lo; i < hi; i++ {
 		t, h := i/hp.heads, i%hp.heads
 		pos, slot := r.b.pos[t], r.b.slot[t]

@@ -87,6 +87,7 @@ type Job struct {
 type MatMul struct {
 	Jobs  []Job
 	total int
+	chunk int // rows per chunk, a multiple of 4
 }
 
 // Compute runs the jobs on p.
@@ -99,16 +100,24 @@ func (mm *MatMul) Compute(p *Pool) {
 		mm.total += j.W.Rows
 		work += j.W.Rows * j.W.Cols * j.In.T
 	}
-	if work < 1<<15 {
+	if work < 1<<15 || p.Threads() == 1 {
+		mm.chunk = mm.total
 		p.DoSerial(mm)
 		return
 	}
+	// About four chunks per thread: enough to rebalance when a thread is
+	// slow, few enough that claiming costs nothing.
+	mm.chunk = max(16, (mm.total/(4*p.Threads())+3)&^3)
 	p.Do(mm)
 }
 
-// Run implements Task: part i computes its share of the concatenated rows.
-func (mm *MatMul) Run(part, parts int) {
-	lo, hi := split(mm.total, part, parts, 4)
+// Chunks implements Task.
+func (mm *MatMul) Chunks() int { return (mm.total + mm.chunk - 1) / mm.chunk }
+
+// RunChunk implements Task: chunk c computes rows [c*chunk, (c+1)*chunk) of
+// the concatenated jobs.
+func (mm *MatMul) RunChunk(c, _ int) {
+	lo, hi := c*mm.chunk, min((c+1)*mm.chunk, mm.total)
 	base := 0
 	for i := range mm.Jobs {
 		j := &mm.Jobs[i]

@@ -6,9 +6,12 @@ import (
 	"sync/atomic"
 )
 
-// Task is work split across a Pool: Run(i, n) does the i-th of n parts.
+// Task is work cut into chunks that a Pool runs in any order, each exactly
+// once. worker (0 <= worker < Pool.Threads()) identifies the goroutine
+// running the chunk, for per-worker scratch space.
 type Task interface {
-	Run(part, parts int)
+	Chunks() int
+	RunChunk(chunk, worker int)
 }
 
 // spinLimit is how many polls a worker makes for new work before it parks.
@@ -17,16 +20,20 @@ type Task interface {
 // workers park and cost nothing.
 const spinLimit = 1 << 14
 
-// Pool is a fixed set of worker goroutines started once. Do hands each
-// worker a part of a Task without spawning goroutines or allocating, so a
-// forward pass costs no garbage. A Pool runs one Task at a time; concurrent
+// Pool is a fixed set of worker goroutines started once. Do publishes a
+// task; the caller and the workers claim its chunks from a shared counter
+// until none are left, so a worker that the OS has not scheduled (on a busy
+// machine) delays nothing: the others take its share. Do neither spawns
+// goroutines nor allocates. A Pool runs one Task at a time; concurrent
 // callers take turns.
 type Pool struct {
 	n       int
 	mu      sync.Mutex
 	task    Task          // the current task, published by seq
-	seq     atomic.Uint64 // incremented for every task
-	pending atomic.Int32  // parts not yet finished
+	seq     atomic.Uint64 // task generation
+	claim   atomic.Uint64 // generation<<32 | next chunk
+	chunks  atomic.Int64  // chunks in the current task
+	done    atomic.Int64  // chunks finished in the current task
 	workers []*worker
 	closed  atomic.Bool
 	close   sync.Once
@@ -52,7 +59,7 @@ func NewPool(threads int) *Pool {
 	return p
 }
 
-func (p *Pool) work(part int, w *worker) {
+func (p *Pool) work(id int, w *worker) {
 	var seen uint64
 	for {
 		for spins := 0; p.seq.Load() == seen; spins++ {
@@ -79,24 +86,46 @@ func (p *Pool) work(part int, w *worker) {
 		if p.closed.Load() {
 			return
 		}
-		p.task.Run(part, p.n)
-		p.pending.Add(-1)
+		p.runChunks(seen, id)
 	}
 }
 
-// Threads is the number of parts Do splits a task into.
+// runChunks claims and runs chunks of generation gen until none are left or
+// the generation has moved on. The task is read only after a successful
+// claim, which orders the read after Do's write of it (and a late worker
+// of an old generation never reads it).
+func (p *Pool) runChunks(gen uint64, id int) {
+	n := uint64(p.chunks.Load())
+	for {
+		v := p.claim.Load()
+		if v>>32 != gen&0xffffffff || v&0xffffffff >= n {
+			return
+		}
+		if !p.claim.CompareAndSwap(v, v+1) {
+			continue
+		}
+		p.task.RunChunk(int(v&0xffffffff), id)
+		p.done.Add(1)
+	}
+}
+
+// Threads is the number of goroutines that run a task's chunks.
 func (p *Pool) Threads() int { return p.n }
 
-// Do runs t.Run(i, n) for every part i and returns when all are done.
+// Do runs every chunk of t and returns when all are done.
 func (p *Pool) Do(t Task) {
-	if p.n == 1 {
-		t.Run(0, 1)
+	n := t.Chunks()
+	if p.n == 1 || n <= 1 {
+		p.DoSerial(t)
 		return
 	}
 	p.mu.Lock()
+	gen := p.seq.Load() + 1
 	p.task = t
-	p.pending.Store(int32(p.n - 1))
-	p.seq.Add(1)
+	p.chunks.Store(int64(n))
+	p.done.Store(0)
+	p.claim.Store((gen & 0xffffffff) << 32)
+	p.seq.Store(gen)
 	for _, w := range p.workers {
 		if w.sleeping.Load() {
 			select {
@@ -105,19 +134,22 @@ func (p *Pool) Do(t Task) {
 			}
 		}
 	}
-	t.Run(0, p.n)
-	for spins := 0; p.pending.Load() != 0; spins++ {
+	p.runChunks(gen, 0)
+	for spins := 0; p.done.Load() < int64(n); spins++ {
 		if spins&255 == 255 {
 			runtime.Gosched()
 		}
 	}
-	p.task = nil
 	p.mu.Unlock()
 }
 
-// DoSerial runs t in the calling goroutine as a single part: for work too
+// DoSerial runs every chunk of t in the calling goroutine: for work too
 // small to be worth waking the workers.
-func (p *Pool) DoSerial(t Task) { t.Run(0, 1) }
+func (p *Pool) DoSerial(t Task) {
+	for c := range t.Chunks() {
+		t.RunChunk(c, 0)
+	}
+}
 
 // Close stops the workers. The pool must be idle.
 func (p *Pool) Close() {
@@ -130,13 +162,4 @@ func (p *Pool) Close() {
 			}
 		}
 	})
-}
-
-// split is the [lo, hi) range of part i of n over total items, in multiples
-// of align.
-func split(total, part, parts, align int) (lo, hi int) {
-	units := (total + align - 1) / align
-	lo = units * part / parts * align
-	hi = units * (part + 1) / parts * align
-	return min(lo, total), min(hi, total)
 }

@@ -176,24 +176,6 @@ func TestMatMulPool(t *testing.T) {
 	}
 }
 
-func TestSplit(t *testing.T) {
-	for _, total := range []int{0, 1, 5, 64, 1001} {
-		for parts := 1; parts <= 5; parts++ {
-			next := 0
-			for i := range parts {
-				lo, hi := split(total, i, parts, 4)
-				if lo != next || hi < lo {
-					t.Fatalf("split(%d,%d,%d) = %d,%d after %d", total, i, parts, lo, hi, next)
-				}
-				next = hi
-			}
-			if next != total {
-				t.Fatalf("split(%d, parts %d) covers %d", total, parts, next)
-			}
-		}
-	}
-}
-
 func BenchmarkDotQ8(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 2))
 	const n = 768
@@ -228,21 +210,23 @@ func BenchmarkDotF32(b *testing.B) {
 }
 
 type countTask struct {
-	hits  []atomic.Int64
-	parts atomic.Int64
+	hits    []atomic.Int64
+	workers []atomic.Int64
 }
 
-func (c *countTask) Run(part, parts int) {
-	c.hits[part].Add(1)
-	c.parts.Store(int64(parts))
+func (c *countTask) Chunks() int { return len(c.hits) }
+
+func (c *countTask) RunChunk(chunk, worker int) {
+	c.hits[chunk].Add(1)
+	c.workers[worker].Add(1)
 }
 
-// Every Do runs each part exactly once, also with concurrent callers and
+// Every Do runs each chunk exactly once, also with concurrent callers and
 // with workers that parked between tasks.
 func TestPool(t *testing.T) {
 	for _, threads := range []int{1, 2, 3} {
 		p := NewPool(threads)
-		c := &countTask{hits: make([]atomic.Int64, threads)}
+		c := &countTask{hits: make([]atomic.Int64, 37), workers: make([]atomic.Int64, threads)}
 		var wg sync.WaitGroup
 		for g := range 2 {
 			wg.Add(1)
@@ -257,13 +241,17 @@ func TestPool(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		for i := range threads {
+		for i := range c.hits {
 			if n := c.hits[i].Load(); n != 600 {
-				t.Errorf("threads=%d part %d ran %d times, want 600", threads, i, n)
+				t.Errorf("threads=%d chunk %d ran %d times, want 600", threads, i, n)
 			}
 		}
-		if c.parts.Load() != int64(threads) {
-			t.Errorf("parts = %d", c.parts.Load())
+		var total int64
+		for i := range c.workers {
+			total += c.workers[i].Load()
+		}
+		if total != 600*37 {
+			t.Errorf("workers ran %d chunks, want %d", total, 600*37)
 		}
 		p.Close()
 	}
