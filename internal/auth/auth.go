@@ -216,10 +216,14 @@ func (a *Auth) authenticate(r *http.Request) (k *Key, admin bool, err error) {
 // models, admits the request against its quotas and puts a reqinfo.Principal
 // and a fresh reqinfo.Meter in the context. After next returns it reconciles
 // the token reservation with the Meter's usage.
+// anonymous is the principal of every request when auth is off. Shared,
+// since no layer modifies a Principal: one allocation fewer per request.
+var anonymous = &reqinfo.Principal{KeyName: Anonymous, Namespace: Anonymous}
+
 func (a *Auth) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !a.enabled {
-			ctx := reqinfo.WithPrincipal(r.Context(), &reqinfo.Principal{KeyName: Anonymous, Namespace: Anonymous})
+			ctx := reqinfo.WithPrincipal(r.Context(), anonymous)
 			ctx, _ = reqinfo.WithMeter(ctx)
 			next.ServeHTTP(w, r.WithContext(ctx))
 			return

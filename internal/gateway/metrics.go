@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/llmo/llmo/internal/gateway/labels"
 	"github.com/llmo/llmo/internal/gateway/upstream"
 )
 
@@ -13,7 +14,13 @@ type upstreamPoolStatus = upstream.PoolStatus
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+
+	// Children by label values, looked up without allocating.
+	requestsC *labels.Counters[requestKey]
+	durationC *labels.Observers[[2]string]
 }
+
+type requestKey struct{ route, model, code, key string }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
@@ -28,10 +35,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"route", "model"}),
 	}
 	reg.MustRegister(m.requests, m.duration)
+	m.requestsC = labels.New(func(k requestKey) prometheus.Counter {
+		return m.requests.WithLabelValues(k.route, k.model, k.code, k.key)
+	})
+	m.durationC = labels.New(func(k [2]string) prometheus.Observer { return m.duration.WithLabelValues(k[0], k[1]) })
 	return m
 }
 
-var codeLabels = map[int]string{200: "200", 400: "400", 401: "401", 403: "403", 404: "404", 429: "429", 499: "499", 500: "500", 502: "502", 503: "503", 504: "504"}
+var codeLabels = func() map[int]string {
+	m := map[int]string{}
+	for c := 100; c < 600; c++ {
+		m[c] = strconv.Itoa(c)
+	}
+	return m
+}()
 
 func codeLabel(c int) string {
 	if s, ok := codeLabels[c]; ok {

@@ -95,12 +95,32 @@ func (g *Gateway) serveModels(w http.ResponseWriter, r *http.Request) {
 	service.WriteJSON(w, http.StatusOK, api.ModelList{Object: "list", Data: models})
 }
 
-// exchange is what the observe layer learns from the layers inside it.
+// exchange is what the observe layer learns from the layers inside it, and
+// the per-request state observe needs, allocated once.
 type exchange struct {
-	key string
+	key  string
+	sw   statusWriter
+	body bodyReader
 }
 
 type exchangeKey struct{}
+
+// bodyReader replays the already-read body to the inner layers (one
+// allocation less than io.NopCloser(bytes.NewReader(b))).
+type bodyReader struct{ bytes.Reader }
+
+func (*bodyReader) Close() error { return nil }
+
+// routeOf is the metric label of a proxied route, without concatenating.
+func routeOf(k proxy.Kind) string {
+	switch k {
+	case proxy.Completion:
+		return "POST /v1/completions"
+	case proxy.Embedding:
+		return "POST /v1/embeddings"
+	}
+	return "POST /v1/chat/completions"
+}
 
 // observe reads and parses a /v1 request once, refuses what cannot be
 // routed, and records the request metrics and /admin/stats after the inner
@@ -108,12 +128,13 @@ type exchangeKey struct{}
 func (g *Gateway) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		route := r.Method + " " + r.URL.Path
 		ex := &exchange{}
+		ex.sw.ResponseWriter = w
+		sw := &ex.sw
 		ctx := context.WithValue(r.Context(), exchangeKey{}, ex)
-		sw := &statusWriter{ResponseWriter: w}
-		model := ""
+		model, route := "", "GET /v1/models"
 		if kind, ok := proxy.KindOf(r.URL.Path); ok && r.Method == http.MethodPost {
+			route = routeOf(kind)
 			req, err := g.readRequest(r, kind)
 			if err != nil {
 				service.WriteError(sw, r, err)
@@ -123,10 +144,10 @@ func (g *Gateway) observe(next http.Handler) http.Handler {
 			model = req.Model
 			ctx = proxy.WithRequest(ctx, req)
 			r = r.WithContext(ctx)
-			r.Body = io.NopCloser(bytes.NewReader(req.Body))
+			ex.body.Reset(req.Body)
+			r.Body = &ex.body
 			r.ContentLength = int64(len(req.Body))
 		} else {
-			route = "GET /v1/models"
 			r = r.WithContext(ctx)
 		}
 		next.ServeHTTP(sw, r)
@@ -134,12 +155,19 @@ func (g *Gateway) observe(next http.Handler) http.Handler {
 	})
 }
 
+// jsonType reports whether a Content-Type is JSON, parsing it only when it
+// is not one of the usual spellings.
+func jsonType(ct string) bool {
+	if strings.EqualFold(ct, "application/json") || strings.EqualFold(ct, "application/json; charset=utf-8") {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
 func (g *Gateway) readRequest(r *http.Request, kind proxy.Kind) (*proxy.Request, error) {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return nil, errs.E(errs.UnsupportedMedia, "Content-Type must be application/json, got %q", ct)
-		}
+	if ct := r.Header.Get("Content-Type"); ct != "" && !jsonType(ct) {
+		return nil, errs.E(errs.UnsupportedMedia, "Content-Type must be application/json, got %q", ct)
 	}
 	if r.Body == nil {
 		return nil, errs.E(errs.Invalid, "request body is empty; expected a JSON object")
@@ -197,8 +225,8 @@ func (g *Gateway) record(route, model string, ex *exchange, code int, d time.Dur
 	if key == "" {
 		key = "none"
 	}
-	g.m.requests.WithLabelValues(route, model, codeLabel(code), key).Inc()
-	g.m.duration.WithLabelValues(route, model).Observe(d.Seconds())
+	g.m.requestsC.Get(requestKey{route, model, codeLabel(code), key}).Inc()
+	g.m.durationC.Get([2]string{route, model}).Observe(d.Seconds())
 	if route != "GET /v1/models" {
 		g.ring.Request(d, code >= 500)
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,37 @@ type httpMetrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	inflight prometheus.Gauge
+
+	// Children by label values: WithLabelValues hashes and allocates on
+	// every call, which a busy gateway pays per request.
+	mu       sync.RWMutex
+	children map[childKey]child
+}
+
+type childKey struct {
+	route, method string
+	code          int
+}
+
+type child struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
+}
+
+// observe counts a finished request.
+func (m *httpMetrics) observe(route, method string, code int, d time.Duration) {
+	k := childKey{route, method, code}
+	m.mu.RLock()
+	c, ok := m.children[k]
+	m.mu.RUnlock()
+	if !ok {
+		c = child{m.requests.WithLabelValues(route, method, strconv.Itoa(code)), m.latency.WithLabelValues(route, method)}
+		m.mu.Lock()
+		m.children[k] = c
+		m.mu.Unlock()
+	}
+	c.requests.Inc()
+	c.latency.Observe(d.Seconds())
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
@@ -38,6 +70,7 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 			Name: "llmo_http_requests_in_flight",
 			Help: "HTTP requests being served.",
 		}),
+		children: map[childKey]child{},
 	}
 	reg.MustRegister(m.requests, m.latency, m.inflight)
 	return m
@@ -82,8 +115,7 @@ func (s *Server) wrap(h http.Handler) http.Handler {
 			if route == "" {
 				route = "unmatched"
 			}
-			s.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(code)).Inc()
-			s.metrics.latency.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+			s.metrics.observe(route, r.Method, code, time.Since(start))
 			level := slog.LevelInfo
 			if route == "GET /health" || route == "GET /ready" || route == "GET /metrics" {
 				level = slog.LevelDebug

@@ -1,12 +1,48 @@
 package proxy
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/llmo/llmo/internal/gateway/labels"
+)
 
 type metrics struct {
 	ttft     *prometheus.HistogramVec
 	tokens   *prometheus.CounterVec
 	retries  *prometheus.CounterVec
 	upstream *prometheus.CounterVec
+
+	// Children of the per-request counters, looked up without allocating.
+	upstreamC *labels.Counters[upstreamKey]
+	tokensC   *labels.Counters[[2]string]
+}
+
+type upstreamKey struct{ model, replica, code string }
+
+func (m *metrics) upstreamCount(model, replica, code string) {
+	m.upstreamC.Get(upstreamKey{model, replica, code}).Inc()
+}
+
+func (m *metrics) tokenCount(model, direction string) prometheus.Counter {
+	return m.tokensC.Get([2]string{model, direction})
+}
+
+var codeLabels = func() map[int]string {
+	m := map[int]string{}
+	for c := 100; c < 600; c++ {
+		m[c] = strconv.Itoa(c)
+	}
+	return m
+}()
+
+// codeLabel is strconv.Itoa without an allocation for HTTP status codes.
+func codeLabel(c int) string {
+	if s, ok := codeLabels[c]; ok {
+		return s
+	}
+	return strconv.Itoa(c)
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -32,5 +68,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg != nil {
 		reg.MustRegister(m.ttft, m.tokens, m.retries, m.upstream)
 	}
+	m.upstreamC = labels.New(func(k upstreamKey) prometheus.Counter {
+		return m.upstream.WithLabelValues(k.model, k.replica, k.code)
+	})
+	m.tokensC = labels.New(func(k [2]string) prometheus.Counter { return m.tokens.WithLabelValues(k[0], k[1]) })
 	return m
 }

@@ -367,24 +367,24 @@ func (p *Proxy) attempt(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	if id := telemetry.RequestID(r.Context()); id != "" {
 		h.Set("X-Request-Id", id)
 	}
-	h.Set("Traceparent", traceparent(r.Header))
+	h["Traceparent"] = []string{traceparent(r.Header)}
 	if req.Stream {
 		h.Set("Accept", "text/event-stream")
 	}
 
-	release := rep.Acquire()
-	defer release()
+	rep.Hold()
+	defer rep.Release()
 	fb := time.AfterFunc(p.cfg.FirstByteTimeout, func() { cancel(errFirstByte) })
 	t0 := time.Now()
 	resp, err := p.transport.RoundTrip(out)
 	fb.Stop()
 	if err != nil {
-		p.m.upstream.WithLabelValues(req.Model, rep.URL, "error").Inc()
+		p.m.upstreamCount(req.Model, rep.URL, "error")
 		return nil, p.classify(ctx, actx, err)
 	}
 	rep.ObserveLatency(time.Since(t0))
 	code := resp.StatusCode
-	p.m.upstream.WithLabelValues(req.Model, rep.URL, strconv.Itoa(code)).Inc()
+	p.m.upstreamCount(req.Model, rep.URL, codeLabel(code))
 
 	if code == http.StatusOK && isSSE(resp.Header) {
 		p.stream(actx, cancel, w, r, req, rep, resp, injected, start)

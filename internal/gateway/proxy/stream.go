@@ -120,7 +120,7 @@ func (p *Proxy) stream(actx context.Context, cancel context.CancelCauseFunc, w h
 	}
 	p.log.WarnContext(r.Context(), "upstream stream broke", "replica", rep.URL, "reason", reason, "err", readErr)
 	p.reg.Report(rep, true, reason)
-	p.m.upstream.WithLabelValues(req.Model, rep.URL, "stream_error").Inc()
+	p.m.upstreamCount(req.Model, rep.URL, "stream_error")
 	_, _ = w.Write([]byte(streamErrorEvent))
 	_ = rc.Flush()
 }
@@ -162,28 +162,29 @@ func parseUsageChunk(data []byte) (*api.Usage, bool) {
 	return c.Usage, len(c.Choices) == 0
 }
 
-// usageOf reads the usage of a non-streamed answer.
+// usageOf reads the usage of a non-streamed answer. Only the top-level
+// "usage" value is decoded: unmarshalling the whole answer (choices,
+// logprobs) to reach it cost more than the rest of the proxying.
 func usageOf(body []byte) (api.Usage, bool) {
-	if !bytes.Contains(body, []byte(`"usage"`)) {
+	raw, ok := topLevelValue(body, "usage")
+	if !ok {
 		return api.Usage{}, false
 	}
-	var c struct {
-		Usage *api.Usage `json:"usage"`
-	}
-	if json.Unmarshal(body, &c) != nil || c.Usage == nil {
+	var u *api.Usage
+	if json.Unmarshal(raw, &u) != nil || u == nil {
 		return api.Usage{}, false
 	}
-	return *c.Usage, true
+	return *u, true
 }
 
 // account reports usage to the quota layer and the metrics.
 func (p *Proxy) account(ctx context.Context, model string, u api.Usage) {
 	reqinfo.Report(ctx, reqinfo.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens})
 	if u.PromptTokens > 0 {
-		p.m.tokens.WithLabelValues(model, "prompt").Add(float64(u.PromptTokens))
+		p.m.tokenCount(model, "prompt").Add(float64(u.PromptTokens))
 	}
 	if u.CompletionTokens > 0 {
-		p.m.tokens.WithLabelValues(model, "completion").Add(float64(u.CompletionTokens))
+		p.m.tokenCount(model, "completion").Add(float64(u.CompletionTokens))
 		if p.ring != nil {
 			p.ring.Tokens(u.CompletionTokens)
 		}

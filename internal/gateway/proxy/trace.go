@@ -25,12 +25,20 @@ func traceparent(h http.Header) string {
 	in := h.Get("Traceparent")
 	var span [8]byte
 	randomBytes(span[:])
+	var out [55]byte // built in place: one allocation, the string
 	if validTraceparent(in) {
-		return in[:36] + hex.EncodeToString(span[:]) + in[52:]
+		copy(out[:], in)
+		hex.Encode(out[36:52], span[:])
+		return string(out[:])
 	}
 	var trace [16]byte
 	randomBytes(trace[:])
-	return "00-" + hex.EncodeToString(trace[:]) + "-" + hex.EncodeToString(span[:]) + "-01"
+	copy(out[:], "00-")
+	hex.Encode(out[3:35], trace[:])
+	out[35] = '-'
+	hex.Encode(out[36:52], span[:])
+	copy(out[52:], "-01")
+	return string(out[:])
 }
 
 // validTraceparent checks version 00's shape: 00-<32 hex>-<16 hex>-<2 hex>.

@@ -94,6 +94,13 @@ func (r *Replica) Acquire() func() {
 	return func() { r.outstanding.Add(-1) }
 }
 
+// Hold counts one more outstanding request, like Acquire, without a closure
+// to allocate; Release ends it.
+func (r *Replica) Hold() { r.outstanding.Add(1) }
+
+// Release ends a request counted by Hold.
+func (r *Replica) Release() { r.outstanding.Add(-1) }
+
 // Available reports whether r may receive traffic now.
 func (r *Replica) Available() bool { return r.avail.Load() }
 
