@@ -543,9 +543,14 @@ func (s *Stack) WaitHealthy(t testing.TB, n int, timeout time.Duration) time.Dur
 
 // ---- metrics
 
+// scrapeClient opens a fresh connection per scrape, so that scraping leaves
+// no idle keep-alive connection (and its server goroutine) behind to skew
+// goroutine counts.
+var scrapeClient = &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
 // scrape reads a Prometheus text endpoint into series -> value.
 func scrape(url string) (map[string]float64, error) {
-	resp, err := (&http.Client{Timeout: 3 * time.Second}).Get(url)
+	resp, err := scrapeClient.Get(url)
 	if err != nil {
 		return nil, err
 	}
