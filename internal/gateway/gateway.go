@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/llmo/llmo/internal/gateway/discovery"
 	"github.com/llmo/llmo/internal/gateway/proxy"
 	"github.com/llmo/llmo/internal/gateway/stats"
@@ -74,6 +76,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Gateway, error) {
 		ConnectTimeout: cfg.ConnectTimeout, FirstByteTimeout: cfg.FirstByteTimeout,
 		StreamIdleTimeout: cfg.StreamIdleTimeout, TotalTimeout: cfg.TotalTimeout,
 		MaxRetries: cfg.MaxRetries, RetryRatio: cfg.RetryBudget,
+		Propagator: propagator(cfg.OTLPEndpoint),
 	}, g.reg, g.ring, promReg, g.log)
 	if err != nil {
 		cancel()
@@ -111,6 +114,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Gateway, error) {
 	g.routes()
 	g.srv.SetReady()
 	return g, nil
+}
+
+// propagator is the trace propagator for upstream requests when tracing is
+// configured (the service framework then wraps the handler in a server
+// span), nil otherwise.
+func propagator(otlpEndpoint string) propagation.TextMapPropagator {
+	if otlpEndpoint == "" {
+		return nil
+	}
+	return telemetry.Propagator()
 }
 
 // Server is the gateway's HTTP server (API port).

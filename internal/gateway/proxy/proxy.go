@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/llmo/llmo/internal/errs"
 	"github.com/llmo/llmo/internal/gateway/balance"
@@ -47,6 +49,12 @@ type Config struct {
 	RetryRatio        float64       // retry budget: retries per request (default 0.2)
 	RetryMinPerSec    float64       // retry budget floor (default 10)
 	MaxResponseBytes  int64         // largest non-streamed upstream body (default 64 MiB)
+
+	// Propagator, when tracing is on, injects the request's span context
+	// (the gateway's server span) into upstream requests, so the replica's
+	// span is a child of an exported gateway span. Nil (tracing off): the
+	// client's trace id is forwarded with a fresh span id, at no cost.
+	Propagator propagation.TextMapPropagator
 }
 
 func (c *Config) defaults() {
@@ -367,7 +375,11 @@ func (p *Proxy) attempt(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	if id := telemetry.RequestID(r.Context()); id != "" {
 		h.Set("X-Request-Id", id)
 	}
-	h["Traceparent"] = []string{traceparent(r.Header)}
+	if p.cfg.Propagator != nil && trace.SpanContextFromContext(r.Context()).IsValid() {
+		p.cfg.Propagator.Inject(r.Context(), propagation.HeaderCarrier(h))
+	} else {
+		h["Traceparent"] = []string{traceparent(r.Header)}
+	}
 	if req.Stream {
 		h.Set("Accept", "text/event-stream")
 	}
