@@ -125,7 +125,7 @@ func (s *Service) chatPrompt(m *model, msgs []api.Message) ([]int, error) {
 		total += len(msg.Content)
 		norm[i] = api.Message{Role: role, Content: msg.Content, Name: msg.Name, ToolCallID: msg.ToolCallID}
 	}
-	if total > 4*m.ctxLen*8 {
+	if total > maxBytesPerToken*m.ctxLen {
 		return nil, errs.Param("messages", "messages are %d bytes, far longer than the model's context of %d tokens", total, m.ctxLen).WithCode("context_length_exceeded")
 	}
 	text, err := m.tmpl.Render(norm, true, m.bos, m.eos)

@@ -212,7 +212,7 @@ func (s *Service) prompts(m *model, p api.Prompt, param string, allowEmpty bool)
 		if t == "" && !allowEmpty {
 			return nil, errs.Param(param, "%s must not be empty", param)
 		}
-		if len(t) > 4*m.ctxLen*8 { // far more bytes than the context can hold tokens; skip tokenizing it
+		if len(t) > maxBytesPerToken*m.ctxLen { // far more bytes than the context can hold tokens; skip tokenizing it
 			return nil, errs.Param(param, "%s is %d bytes, far longer than the model's context of %d tokens", param, len(t), m.ctxLen).WithCode("context_length_exceeded")
 		}
 		ids, err := m.b.Encode(t, true, false)

@@ -150,3 +150,7 @@ func (g *genParams) request(prompt []int, ctxLen int, promptParam string, index 
 	}
 	return engine.Request{Prompt: prompt, MaxTokens: maxTokens, Sampling: s, Stop: g.stop, Logprobs: g.logprobs, TopLogprobs: g.topLogprobs}, nil
 }
+
+// maxBytesPerToken bounds the bytes a token can stand for, so that text far
+// too long for the context is refused before it is tokenized.
+const maxBytesPerToken = 128
