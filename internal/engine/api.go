@@ -13,7 +13,7 @@ type Options struct {
 	Threads  int  // worker goroutines for matrix products; 0 = GOMAXPROCS
 	Int8     bool // quantize F32/F16/BF16 2-D weights to Q8_0 at load
 	MaxBatch int  // KV cache slots (concurrent sequences); 0 = 8
-	CtxLen   int  // positions per slot; 0 = the model's context length
+	CtxLen   int  // positions per slot; 0 = the model's context length, at most DefaultCtxLen (4096)
 }
 
 // Info describes a loaded model.

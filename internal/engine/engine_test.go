@@ -92,6 +92,12 @@ func TestInt8Info(t *testing.T) {
 	if k := m.layers[0].wq.Kind.String(); k != "Q8_0" {
 		t.Errorf("attn_q kind %s, want Q8_0", k)
 	}
+	if c := loadModel(t, "stories260K.gguf", Options{Threads: 1, CtxLen: 100000}).Info().CtxLen; c != 2048 {
+		t.Errorf("CtxLen over the model's: got %d, want the model's 2048", c)
+	}
+	if c := loadModel(t, "stories260K.gguf", Options{Threads: 1, CtxLen: 300}).Info().CtxLen; c != 300 {
+		t.Errorf("CtxLen 300: got %d", c)
+	}
 	want := Info{Name: "llama", Arch: "llama", Quant: "F32", CtxLen: 2048, VocabSize: 512, EmbedDim: 64, BOS: 1, EOS: 2}
 	if fi.Name != want.Name || fi.Arch != want.Arch || fi.Quant != want.Quant || fi.CtxLen != want.CtxLen ||
 		fi.VocabSize != want.VocabSize || fi.EmbedDim != want.EmbedDim || fi.BOS != want.BOS || fi.EOS != want.EOS {
@@ -599,4 +605,22 @@ func permuteNeoX(data []byte, cols, rows, hd int) []byte {
 		copy(out[dst*rb:(dst+1)*rb], data[r*rb:(r+1)*rb])
 	}
 	return out
+}
+
+// A model declaring a huge context gets DefaultCtxLen positions per slot
+// unless the caller asks for more.
+func TestDefaultCtxLenCap(t *testing.T) {
+	big := tiny
+	big.Ctx = 100000
+	p := writeModel(t, big, gguf.TypeF32, nil)
+	for _, tt := range []struct{ ask, want int }{{0, DefaultCtxLen}, {8192, 8192}, {200000, 100000}} {
+		m, err := Load(p, Options{Threads: 1, MaxBatch: 1, CtxLen: tt.ask})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Info().CtxLen; got != tt.want {
+			t.Errorf("CtxLen %d: got %d, want %d", tt.ask, got, tt.want)
+		}
+		m.Close()
+	}
 }

@@ -19,6 +19,10 @@ import (
 	"github.com/llmo/llmo/internal/tokenizer"
 )
 
+// DefaultCtxLen caps the context length per KV slot when Options.CtxLen is
+// 0: the model's own length, at most this.
+const DefaultCtxLen = 4096
+
 type layer struct {
 	attnNorm, ffnNorm []float32
 	wq, wk, wv, wo    *tensor.Matrix
@@ -88,7 +92,13 @@ func newModel(f *gguf.File, opts Options) (*Model, error) {
 	if opts.MaxBatch > 256 {
 		return nil, errs.Param("max_batch", "max batch %d is over 256", opts.MaxBatch)
 	}
-	if opts.CtxLen <= 0 || opts.CtxLen > hp.ctxLen {
+	switch {
+	case opts.CtxLen <= 0:
+		// Real models declare contexts of 128K positions; a KV cache that
+		// size per slot does not fit in memory, so the default is capped
+		// (as llama.cpp and Ollama do) and a caller may ask for more.
+		opts.CtxLen = min(hp.ctxLen, DefaultCtxLen)
+	case opts.CtxLen > hp.ctxLen:
 		opts.CtxLen = hp.ctxLen
 	}
 	if opts.Threads <= 0 {
