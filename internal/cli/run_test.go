@@ -10,7 +10,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/llmo/llmo/internal/chattmpl"
+	"github.com/llmo/llmo/internal/gguf"
+	"github.com/llmo/llmo/internal/synth"
 	"github.com/llmo/llmo/internal/testenv"
+	"github.com/llmo/llmo/internal/tokenizer"
 )
 
 // TestRunGoldenBinary runs the built binary exactly as the acceptance
@@ -141,4 +145,50 @@ func equal(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// Without --raw a model's chat template wraps the prompt as a user turn;
+// with --raw the prompt is tokenized as it is.
+func TestRunChatTemplate(t *testing.T) {
+	bin := testenv.Llmo(t)
+	w, err := synth.Build(synth.Shape{Dim: 64, Layers: 1, Heads: 4, KVHeads: 4, FFN: 64, Vocab: 300, Ctx: 256}, synth.Options{Type: gguf.TypeF32, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetKV("tokenizer.chat_template", chattmpl.Builtin("chatml"))
+	model := filepath.Join(t.TempDir(), "chat.gguf")
+	if err := w.WriteFile(model); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tok, err := tokenizer.FromGGUF(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	promptText := func(args ...string) string {
+		out, err := exec.Command(bin, append([]string{"run", "--model", model, "--temperature", "0", "--max-tokens", "2", "--json"}, args...)...).Output()
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		var got struct {
+			PromptIDs []int `json:"prompt_ids"`
+		}
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatal(err)
+		}
+		// The toy vocabulary has no "▁" piece, so SentencePiece's space
+		// marker comes back as its bytes.
+		return strings.TrimSpace(strings.ReplaceAll(tok.Decode(got.PromptIDs), "▁", " "))
+	}
+	if got := promptText("--raw", "hi"); got != "hi" {
+		t.Errorf("raw prompt decodes to %q", got)
+	}
+	got := promptText("hi")
+	if !strings.Contains(got, "<|im_start|>user\nhi<|im_end|>") || !strings.HasSuffix(got, "<|im_start|>assistant") {
+		t.Errorf("templated prompt decodes to %q", got)
+	}
 }
