@@ -44,7 +44,9 @@ func FuzzRequests(f *testing.F) {
 			t.Fatalf("%s %q: %d %s", path, body, rec.Code, rec.Body.String())
 		}
 		if rec.Code >= 400 {
-			var env struct{ Error *struct{ Message, Type string } }
+			var env struct {
+				Error *struct{ Message, Type string }
+			}
 			if err := json.Unmarshal(rec.Body.Bytes(), &env); err != nil || env.Error == nil || env.Error.Message == "" {
 				t.Fatalf("%s %q: %d without an OpenAI envelope: %s", path, body, rec.Code, rec.Body.String())
 			}

@@ -78,7 +78,9 @@ func TestChatStreamN(t *testing.T) {
 // freed.
 func TestRequestTimeout(t *testing.T) {
 	ts := startService(t, "--model", synth(t), "--request-timeout", "300ms", "--max-batch", "1")
-	var env struct{ Error struct{ Type, Message string } }
+	var env struct {
+		Error struct{ Type, Message string }
+	}
 	resp := postJSON(t, ts.URL+"/v1/completions", `{"prompt":"Once","max_tokens":200}`, &env)
 	if resp.StatusCode != 504 || env.Error.Type != "timeout_error" {
 		t.Fatalf("got %d %+v", resp.StatusCode, env)
