@@ -102,3 +102,19 @@ func TestRequestTimeout(t *testing.T) {
 	}
 	waitMetric(t, ts.URL, `vllm:num_requests_running{model_name="synth-15m-q8_0"}`, 0, 5e9)
 }
+
+// TestDrainingRefusesNewWork: once the drain hook has run, a request that
+// still reaches the service (a kept-alive connection, or the monolith) gets
+// 503 with Retry-After.
+func TestDrainingRefusesNewWork(t *testing.T) {
+	ts := startService(t, "--model", stories(t))
+	ts.svc.draining.Store(true)
+	var env struct{ Error struct{ Type string } }
+	resp := postJSON(t, ts.URL+"/v1/completions", `{"prompt":"Once","max_tokens":2}`, &env)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || env.Error.Type != "service_unavailable_error" {
+		t.Fatalf("got %d %q %+v", resp.StatusCode, resp.Header.Get("Retry-After"), env)
+	}
+	if v := metricValue(t, ts.URL, `llmo_model_rejected_total{reason="draining"}`); v != 1 {
+		t.Fatalf("draining rejections = %v", v)
+	}
+}
