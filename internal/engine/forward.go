@@ -86,6 +86,8 @@ type runner struct {
 	maxT   int
 	b      batch
 
+	// The KV cache stays float32: a float16 cache (llama.cpp's default,
+	// tensor.DotF16/AxpyF16) changed one of stories260K's golden lines.
 	kc, vc []float32 // [layer][slot][pos][kvDim]
 
 	x      []float32 // residual stream, maxT*dim

@@ -129,3 +129,33 @@ func axpy(a float32, x, y []float32) {
 	_ = y[n-1]
 	axpyAVX2(a, &x[0], &y[0], n)
 }
+
+// dotF16AVX2 is dotF16Go for n a multiple of 8 (VCVTPH2PS; every AVX2 CPU
+// has F16C).
+//
+//go:noescape
+func dotF16AVX2(a *float32, b *uint16, n int) float32
+
+// axpyF16AVX2 is axpyF16Go for n a multiple of 8.
+//
+//go:noescape
+func axpyF16AVX2(a float32, x *uint16, y *float32, n int)
+
+func dotF16(a []float32, b []uint16) float32 {
+	n := len(a)
+	if !hasAVX2 || n == 0 || n%8 != 0 {
+		return dotF16Go(a, b)
+	}
+	_ = b[n-1]
+	return dotF16AVX2(&a[0], &b[0], n)
+}
+
+func axpyF16(a float32, x []uint16, y []float32) {
+	n := len(x)
+	if !hasAVX2 || n == 0 || n%8 != 0 {
+		axpyF16Go(a, x, y)
+		return
+	}
+	_ = y[n-1]
+	axpyF16AVX2(a, &x[0], &y[0], n)
+}

@@ -345,3 +345,63 @@ tailaxpy:
 doneaxpy:
 	VZEROUPPER
 	RET
+
+// func dotF16AVX2(a *float32, b *uint16, n int) float32
+// Σ a[i]*float32(b[i]) for n a multiple of 8; b is IEEE half (VCVTPH2PS).
+TEXT ·dotF16AVX2(SB), NOSPLIT, $0-28
+	MOVQ a+0(FP), SI
+	MOVQ b+8(FP), DI
+	MOVQ n+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	XORQ AX, AX
+	MOVQ CX, DX
+	ANDQ $-16, DX
+loopf16:
+	CMPQ AX, DX
+	JGE tailf16
+	VCVTPH2PS (DI)(AX*2), Y2
+	VCVTPH2PS 16(DI)(AX*2), Y3
+	VFMADD231PS (SI)(AX*4), Y2, Y0
+	VFMADD231PS 32(SI)(AX*4), Y3, Y1
+	ADDQ $16, AX
+	JMP loopf16
+tailf16:
+	CMPQ AX, CX
+	JGE reducef16
+	VCVTPH2PS (DI)(AX*2), Y2
+	VFMADD231PS (SI)(AX*4), Y2, Y0
+	ADDQ $8, AX
+	JMP tailf16
+reducef16:
+	VADDPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X0, X1, X1
+	VMOVHLPS X1, X1, X2
+	VADDPS X2, X1, X1
+	VMOVSHDUP X1, X2
+	VADDSS X2, X1, X0
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// func axpyF16AVX2(a float32, x *uint16, y *float32, n int)
+// y[i] += a*float32(x[i]) for n a multiple of 8.
+TEXT ·axpyF16AVX2(SB), NOSPLIT, $0-32
+	VBROADCASTSS a+0(FP), Y0
+	MOVQ x+8(FP), SI
+	MOVQ y+16(FP), DI
+	MOVQ n+24(FP), CX
+	XORQ AX, AX
+loopaxf16:
+	CMPQ AX, CX
+	JGE doneaxf16
+	VCVTPH2PS (SI)(AX*2), Y1
+	VMOVUPS (DI)(AX*4), Y2
+	VFMADD231PS Y1, Y0, Y2
+	VMOVUPS Y2, (DI)(AX*4)
+	ADDQ $8, AX
+	JMP loopaxf16
+doneaxf16:
+	VZEROUPPER
+	RET

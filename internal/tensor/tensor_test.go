@@ -67,6 +67,23 @@ func TestKernelsMatchTwins(t *testing.T) {
 			}
 		}
 	}
+	for _, n := range []int{8, 16, 24, 48, 64, 128, 7} {
+		a, b := randVec(r, n), make([]uint16, n)
+		ToF16(b, randVec(r, n))
+		got, want := dotF16(a, b), dotF16Go(a, b)
+		if d := math.Abs(float64(got - want)); d > 1e-4*math.Sqrt(float64(n)) {
+			t.Errorf("dotF16 n=%d: %g, twin %g", n, got, want)
+		}
+		y1 := randVec(r, n)
+		y2 := append([]float32(nil), y1...)
+		axpyF16(-0.7, b, y1)
+		axpyF16Go(-0.7, b, y2)
+		for i := range y1 {
+			if math.Abs(float64(y1[i]-y2[i])) > 1e-5 {
+				t.Fatalf("axpyF16 n=%d i=%d: %g, twin %g", n, i, y1[i], y2[i])
+			}
+		}
+	}
 	for _, nb := range []int{1, 2, 3, 9, 24, 64} {
 		n := nb * QK
 		w, x := Q8Blocks{make([]float32, nb), make([]int8, n)}, Q8Blocks{make([]float32, nb), make([]int8, n)}
