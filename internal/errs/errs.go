@@ -20,22 +20,22 @@ type Kind int
 
 // The kinds, roughly in the order of the HTTP statuses they map to.
 const (
-	Internal         Kind = iota // a bug or an unexpected failure: 500
-	Invalid                      // malformed or out-of-range input: 400
-	Unauthenticated              // missing or bad credentials: 401
-	PermissionDenied             // authenticated but not allowed: 403
-	NotFound                     // no such model, route or object: 404
-	MethodNotAllowed             // wrong HTTP method: 405
-	Conflict                     // state conflict (digest mismatch on upload, ...): 409
-	TooLarge                     // body, prompt or upload over a limit: 413
-	UnsupportedMedia             // wrong Content-Type: 415
-	RangeNotSatisfiable          // bad byte range: 416
-	RateLimited                  // quota or queue full, retry later: 429
-	Canceled                     // the client went away: 499 (logged only)
-	NotImplemented               // feature not built: 501
-	BadGateway                   // an upstream answered badly: 502
-	Unavailable                  // not ready, draining or no healthy upstream: 503
-	Timeout                      // an upstream or deadline expired: 504
+	Internal            Kind = iota // a bug or an unexpected failure: 500
+	Invalid                         // malformed or out-of-range input: 400
+	Unauthenticated                 // missing or bad credentials: 401
+	PermissionDenied                // authenticated but not allowed: 403
+	NotFound                        // no such model, route or object: 404
+	MethodNotAllowed                // wrong HTTP method: 405
+	Conflict                        // state conflict (digest mismatch on upload, ...): 409
+	TooLarge                        // body, prompt or upload over a limit: 413
+	UnsupportedMedia                // wrong Content-Type: 415
+	RangeNotSatisfiable             // bad byte range: 416
+	RateLimited                     // quota or queue full, retry later: 429
+	Canceled                        // the client went away: 499 (logged only)
+	NotImplemented                  // feature not built: 501
+	BadGateway                      // an upstream answered badly: 502
+	Unavailable                     // not ready, draining or no healthy upstream: 503
+	Timeout                         // an upstream or deadline expired: 504
 )
 
 var kindInfo = [...]struct {
