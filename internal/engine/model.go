@@ -150,12 +150,11 @@ func newModel(f *gguf.File, opts Options) (*Model, error) {
 	m.rope = newRopeTable(hp, opts.CtxLen)
 	m.pool = tensor.NewPool(opts.Threads)
 
+	// Parameters as stored in the file (a tied output matrix is stored, and
+	// counted, once).
 	var params int64
 	for _, t := range f.Tensors {
 		params += t.NumElements()
-	}
-	if m.output == m.embd {
-		// Count the shared matrix once (it is stored once).
 	}
 	tmpl, _ := f.String("tokenizer.chat_template")
 	m.info = Info{
@@ -260,7 +259,7 @@ func (m *Model) Embed(ctx context.Context, ids []int) ([]float32, error) {
 	if norm == 0 {
 		return out, nil
 	}
-	inv := 1 / sqrt64(norm)
+	inv := 1 / math.Sqrt(norm)
 	for j := range out {
 		out[j] = float32(sum[j] * inv)
 	}
@@ -304,7 +303,7 @@ func (ld *loader) floats(t *gguf.Tensor, n int) []float32 {
 		}
 		out := make([]float32, n)
 		for i := range out {
-			out[i] = float32frombits(binary.LittleEndian.Uint32(t.Data[4*i:]))
+			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(t.Data[4*i:]))
 		}
 		return out
 	case gguf.TypeF16:
@@ -399,7 +398,3 @@ func (ld *loader) matrix(name string, cols, rows int) *tensor.Matrix {
 	ld.bytes += m.Bytes()
 	return m
 }
-
-func float32frombits(b uint32) float32 { return math.Float32frombits(b) }
-
-func sqrt64(x float64) float64 { return math.Sqrt(x) }
