@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -86,29 +88,99 @@ func (h *h1Client) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Scheme != "http" {
 		return h.fallback.RoundTrip(req)
 	}
-	ctx := req.Context()
-	host := req.URL.Host
+	return h.do(req.Context(), req.URL.Host, outgoing{req: req})
+}
+
+// Post is RoundTrip for the proxy's own requests to an http:// replica: a
+// POST of body to path (prefix+path, prefix being the replica's base path)
+// with hdr, written straight to the connection. It skips building an
+// http.Request (URL parsing, body wrappers) and Request.Write's transfer
+// machinery and sorted header copy.
+func (h *h1Client) Post(ctx context.Context, host, prefix, path string, hdr http.Header, body []byte) (*http.Response, error) {
+	return h.do(ctx, host, outgoing{host: host, prefix: prefix, path: path, hdr: hdr, body: body})
+}
+
+// outgoing is a request to write: req, or the fields of a Post.
+type outgoing struct {
+	req                *http.Request
+	host, prefix, path string
+	hdr                http.Header
+	body               []byte
+}
+
+func (o *outgoing) write(bw *bufio.Writer, try int) error {
+	if o.req != nil {
+		if try > 0 && o.req.GetBody != nil {
+			b, err := o.req.GetBody()
+			if err != nil {
+				return err
+			}
+			o.req.Body = b
+		}
+		return o.req.Write(bw)
+	}
+	bw.WriteString("POST ")
+	bw.WriteString(o.prefix)
+	bw.WriteString(o.path)
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(o.host)
+	bw.WriteString("\r\n")
+	if _, ok := o.hdr["User-Agent"]; !ok {
+		bw.WriteString("User-Agent: Go-http-client/1.1\r\n") // what Request.Write sends
+	}
+	for k, vv := range o.hdr {
+		if k == "Host" || k == "Content-Length" || k == "Transfer-Encoding" || k == "Connection" {
+			continue
+		}
+		for _, v := range vv {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			writeHeaderValue(bw, v)
+			bw.WriteString("\r\n")
+		}
+	}
+	var num [20]byte
+	bw.WriteString("Content-Length: ")
+	bw.Write(strconv.AppendInt(num[:0], int64(len(o.body)), 10))
+	bw.WriteString("\r\n\r\n")
+	_, err := bw.Write(o.body)
+	return err
+}
+
+// writeHeaderValue writes v with CR and LF turned into spaces and
+// surrounding blanks trimmed, as Request.Write does, so that a value can
+// never end the header block.
+func writeHeaderValue(bw *bufio.Writer, v string) {
+	v = strings.Trim(v, " \t")
+	if !strings.ContainsAny(v, "\r\n") {
+		bw.WriteString(v)
+		return
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == '\r' || c == '\n' {
+			c = ' '
+		}
+		bw.WriteByte(c)
+	}
+}
+
+func (h *h1Client) do(ctx context.Context, host string, out outgoing) (*http.Response, error) {
 	for try := 0; ; try++ {
 		pc, reused, err := h.get(ctx, host)
 		if err != nil {
 			return nil, err
 		}
-		if try > 0 && req.GetBody != nil {
-			if req.Body, err = req.GetBody(); err != nil {
-				pc.c.Close()
-				return nil, err
-			}
-		}
 		// The caller's context governs the connection: cancelling it
 		// unblocks any read or write at once.
 		stop := context.AfterFunc(ctx, func() { _ = pc.c.SetDeadline(time.Unix(1, 0)) })
-		err = req.Write(pc.bw)
+		err = out.write(pc.bw, try)
 		if err == nil {
 			err = pc.bw.Flush()
 		}
 		var resp *http.Response
 		if err == nil {
-			resp, err = http.ReadResponse(pc.br, req)
+			resp, err = http.ReadResponse(pc.br, out.req)
 		}
 		if err != nil {
 			stop()

@@ -140,3 +140,72 @@ func TestH1CancelUnblocks(t *testing.T) {
 		t.Fatal("a cancelled connection went back to the pool")
 	}
 }
+
+// Post writes the request itself: the path under the replica's base path,
+// the headers (a value can never inject a header line), Content-Length and
+// the body, on a reused connection.
+func TestH1PostWritesRequest(t *testing.T) {
+	type seen struct {
+		path, ua, ct, evil, injected, body string
+		length                             int64
+	}
+	got := make(chan seen, 4)
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- seen{r.URL.Path, r.UserAgent(), r.Header.Get("Content-Type"), r.Header.Get("X-Evil"), r.Header.Get("Injected"), string(b), r.ContentLength}
+		w.Write([]byte("ok"))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	h := newTestH1()
+	defer h.CloseIdleConnections()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	hdr := http.Header{"Content-Type": {"application/json"}, "X-Evil": {"a\r\nInjected: yes"}}
+	for i := 0; i < 2; i++ {
+		resp, err := h.Post(context.Background(), host, "/base", "/v1/chat/completions", hdr, []byte(`{"a":1}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "ok" {
+			t.Fatalf("body %q", b)
+		}
+		s := <-got
+		want := seen{"/base/v1/chat/completions", "Go-http-client/1.1", "application/json", "a  Injected: yes", "", `{"a":1}`, 7}
+		if s != want {
+			t.Errorf("upstream saw %+v, want %+v", s, want)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections for 2 requests; want 1 (keep-alive)", n)
+	}
+}
+
+func BenchmarkH1Post(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	h := newTestH1()
+	defer h.CloseIdleConnections()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	hdr := http.Header{"Content-Type": {"application/json"}, "X-Request-Id": {"abc"}}
+	body := []byte(`{"model":"fake","messages":[{"role":"user","content":"hi"}]}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := h.Post(context.Background(), host, "", "/v1/chat/completions", hdr, body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}

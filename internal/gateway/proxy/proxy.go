@@ -356,24 +356,25 @@ var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy
 // business and stay here.
 var forwardHeaders = []string{"Accept", "Accept-Language", "User-Agent", "Tracestate", "Openai-Organization", "Openai-Project"}
 
+// Shared read-only header values (no per-request slice).
+var (
+	jsonContentType = []string{"application/json"}
+	sseAccept       = []string{"text/event-stream"}
+)
+
 func (p *Proxy) attempt(ctx context.Context, w http.ResponseWriter, r *http.Request, req *Request,
 	rep *upstream.Replica, body []byte, injected bool, start time.Time) (*bufferedResponse, *attemptErr) {
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	out, err := http.NewRequestWithContext(actx, http.MethodPost, rep.URL+req.Kind.Path(), bytes.NewReader(body))
-	if err != nil {
-		return nil, &attemptErr{reason: "request", err: err}
-	}
-	out.ContentLength = int64(len(body))
-	h := out.Header
+	h := make(http.Header, 8)
 	for _, k := range forwardHeaders {
 		if v := r.Header.Values(k); len(v) > 0 {
 			h[k] = v
 		}
 	}
-	h.Set("Content-Type", "application/json")
+	h["Content-Type"] = jsonContentType
 	if id := telemetry.RequestID(r.Context()); id != "" {
-		h.Set("X-Request-Id", id)
+		h["X-Request-Id"] = []string{id}
 	}
 	if p.cfg.Propagator != nil && trace.SpanContextFromContext(r.Context()).IsValid() {
 		p.cfg.Propagator.Inject(r.Context(), propagation.HeaderCarrier(h))
@@ -381,14 +382,28 @@ func (p *Proxy) attempt(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		h["Traceparent"] = []string{traceparent(r.Header)}
 	}
 	if req.Stream {
-		h.Set("Accept", "text/event-stream")
+		h["Accept"] = sseAccept
 	}
 
 	rep.Hold()
 	defer rep.Release()
 	fb := time.AfterFunc(p.cfg.FirstByteTimeout, func() { cancel(errFirstByte) })
 	t0 := time.Now()
-	resp, err := p.transport.RoundTrip(out)
+	var resp *http.Response
+	var err error
+	if rep.Base != nil && rep.Base.Scheme == "http" {
+		resp, err = p.transport.Post(actx, rep.Base.Host, rep.Base.Path, req.Kind.Path(), h, body)
+	} else {
+		var out *http.Request
+		out, err = http.NewRequestWithContext(actx, http.MethodPost, rep.URL+req.Kind.Path(), bytes.NewReader(body))
+		if err != nil {
+			fb.Stop()
+			return nil, &attemptErr{reason: "request", err: err}
+		}
+		out.ContentLength = int64(len(body))
+		out.Header = h
+		resp, err = p.transport.RoundTrip(out)
+	}
 	fb.Stop()
 	if err != nil {
 		p.m.upstreamCount(req.Model, rep.URL, "error")

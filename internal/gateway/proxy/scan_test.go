@@ -20,6 +20,11 @@ func TestUsageOf(t *testing.T) {
 		{`{"a":[1,{"b":"]}"}],"usage":{"completion_tokens":4}}`, &api.Usage{CompletionTokens: 4}},
 		{`{"a":true,"b":null,"c":-1.5e3,"usage":null}`, nil},
 		{`{"usage":"nope"}`, nil},
+		{`{"usage":{"prompt_tokens":1.5e1,"completion_tokens":2,"total_tokens":17}}`, nil}, // not an int: encoding/json refuses too
+		{`{"usage":{"Prompt_Tokens":3}}`, &api.Usage{PromptTokens: 3}},                     // encoding/json's case folding
+		{`{"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7,"prompt_tokens_details":{"cached_tokens":1}}}`, &api.Usage{PromptTokens: 3, CompletionTokens: 4, TotalTokens: 7}},
+		{`{"usage":{"prompt_tokens":-1,"completion_tokens":0,"total_tokens":0}}`, &api.Usage{PromptTokens: -1}},
+		{`{"usage":{}}`, &api.Usage{}},
 		{`{"usage":{"prompt_tokens":1}`, &api.Usage{PromptTokens: 1}}, // truncated after usage: still read
 		{`[{"usage":{"prompt_tokens":1}}]`, nil},
 		{`not json`, nil},
@@ -56,6 +61,15 @@ func FuzzUsageOf(f *testing.F) {
 		}
 		if ok && string(raw) != string(m["usage"]) {
 			t.Fatalf("value %q, encoding/json %q", raw, m["usage"])
+		}
+		// The key is matched exactly (encoding/json's struct decoding would
+		// also take "Usage"; no server sends that).
+		var want *api.Usage
+		if has {
+			_ = json.Unmarshal(m["usage"], &want)
+		}
+		if u, ok := usageOf([]byte(body)); ok != (want != nil) || ok && u != *want {
+			t.Fatalf("usageOf = %+v, %v; encoding/json %+v", u, ok, want)
 		}
 	})
 }

@@ -170,11 +170,51 @@ func usageOf(body []byte) (api.Usage, bool) {
 	if !ok {
 		return api.Usage{}, false
 	}
-	var u *api.Usage
-	if json.Unmarshal(raw, &u) != nil || u == nil {
+	return parseUsage(raw)
+}
+
+// parseUsage decodes a usage object. The usual shape (plain integer
+// counts) is read without reflection; anything else goes to encoding/json.
+func parseUsage(raw []byte) (api.Usage, bool) {
+	var u api.Usage
+	fast := len(raw) > 0 && raw[0] == '{'
+	for _, f := range [...]struct {
+		key string
+		dst *int
+	}{{"prompt_tokens", &u.PromptTokens}, {"completion_tokens", &u.CompletionTokens}, {"total_tokens", &u.TotalTokens}} {
+		if !fast {
+			break
+		}
+		v, found := topLevelValue(raw, f.key)
+		if !found {
+			fast = false
+			break
+		}
+		*f.dst, fast = atoi(v)
+	}
+	if fast {
+		return u, true
+	}
+	var up *api.Usage
+	if json.Unmarshal(raw, &up) != nil || up == nil {
 		return api.Usage{}, false
 	}
-	return *u, true
+	return *up, true
+}
+
+// atoi parses a non-negative decimal integer of at most 18 digits.
+func atoi(b []byte) (int, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
 }
 
 // account reports usage to the quota layer and the metrics.
