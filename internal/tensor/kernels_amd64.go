@@ -40,6 +40,12 @@ func dotQ8VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb int) float32
 //go:noescape
 func dotQ8x4VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb, eStride, uStride int, out *[4]float32)
 
+// dotQ8x8VNNI is eight dotQ8VNNI of one row with tokens stride bytes apart
+// (the same stride for xe and xu).
+//
+//go:noescape
+func dotQ8x8VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb, stride int, out *[8]float32)
+
 // dotQ8r4VNNI is four dotQ8VNNI of consecutive rows with one token.
 //
 //go:noescape

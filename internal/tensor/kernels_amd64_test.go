@@ -31,29 +31,42 @@ func TestVNNIKernels(t *testing.T) {
 			xd, xq := in.q.D[tok*nb:(tok+1)*nb], in.q.Qs[tok*cols:(tok+1)*cols]
 			for row := range 4 {
 				wd, wqs := wq.Q8.D[row*nb:(row+1)*nb], wq.Q8.Qs[row*cols:(row+1)*cols]
-				got := dotQ8VNNI(&wd[0], &wqs[0], &in.xe[tok*in.ePer], &in.u[tok*cols], nb)
+				got := dotQ8VNNI(&wd[0], &wqs[0], &in.xe[tok*in.ePer], &in.u[tok*in.ePer*4], nb)
 				want := dotQ8Go(wd, wqs, xd, xq)
 				if d := math.Abs(float64(got - want)); d > 1e-5*(math.Abs(float64(want))+1) {
 					t.Fatalf("nb=%d token %d row %d: VNNI %g, twin %g", nb, tok, row, got, want)
 				}
 			}
 			var o4 [4]float32
-			dotQ8r4VNNI(&wq.Q8.D[0], &wq.Q8.Qs[0], &in.xe[tok*in.ePer], &in.u[tok*cols], nb, &o4)
+			dotQ8r4VNNI(&wq.Q8.D[0], &wq.Q8.Qs[0], &in.xe[tok*in.ePer], &in.u[tok*in.ePer*4], nb, &o4)
 			for row := range 4 {
-				one := dotQ8VNNI(&wq.Q8.D[row*nb], &wq.Q8.Qs[row*cols], &in.xe[tok*in.ePer], &in.u[tok*cols], nb)
+				one := dotQ8VNNI(&wq.Q8.D[row*nb], &wq.Q8.Qs[row*cols], &in.xe[tok*in.ePer], &in.u[tok*in.ePer*4], nb)
 				if o4[row] != one {
 					t.Fatalf("nb=%d r4 row %d: %g vs single %g", nb, row, o4[row], one)
 				}
 			}
 		}
+		vs := in.ePer * 4
 		for tok := 0; tok+4 <= T; tok += 2 {
 			var o4 [4]float32
-			dotQ8x4VNNI(&wq.Q8.D[nb], &wq.Q8.Qs[cols], &in.xe[tok*in.ePer], &in.u[tok*cols], nb, in.ePer*4, cols, &o4)
+			dotQ8x4VNNI(&wq.Q8.D[nb], &wq.Q8.Qs[cols], &in.xe[tok*in.ePer], &in.u[tok*vs], nb, vs, vs, &o4)
 			for i := range 4 {
-				one := dotQ8VNNI(&wq.Q8.D[nb], &wq.Q8.Qs[cols], &in.xe[(tok+i)*in.ePer], &in.u[(tok+i)*cols], nb)
+				one := dotQ8VNNI(&wq.Q8.D[nb], &wq.Q8.Qs[cols], &in.xe[(tok+i)*in.ePer], &in.u[(tok+i)*vs], nb)
 				if o4[i] != one {
 					t.Fatalf("nb=%d x4 token %d: %g vs single %g", nb, tok+i, o4[i], one)
 				}
+			}
+		}
+		in8 := NewInput(8, cols)
+		copy(in8.X, randVec(r, 8*cols))
+		in8.Set(8)
+		in8.prepare(wq)
+		var o8 [8]float32
+		dotQ8x8VNNI(&wq.Q8.D[nb], &wq.Q8.Qs[cols], &in8.xe[0], &in8.u[0], nb, vs, &o8)
+		for i := range 8 {
+			one := dotQ8VNNI(&wq.Q8.D[nb], &wq.Q8.Qs[cols], &in8.xe[i*in8.ePer], &in8.u[i*vs], nb)
+			if o8[i] != one {
+				t.Fatalf("nb=%d x8 token %d: %g vs single %g", nb, i, o8[i], one)
 			}
 		}
 	}
@@ -107,7 +120,7 @@ func BenchmarkQ8Forms(b *testing.B) {
 	})
 	b.Run("vnni-x4", func(b *testing.B) {
 		for b.Loop() {
-			dotQ8x4VNNI(&w.Q8.D[0], &w.Q8.Qs[0], &in.xe[0], &in.u[0], nb, in.ePer*4, n, &o4)
+			dotQ8x4VNNI(&w.Q8.D[0], &w.Q8.Qs[0], &in.xe[0], &in.u[0], nb, in.ePer*4, in.ePer*4, &o4)
 		}
 	})
 }

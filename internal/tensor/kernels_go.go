@@ -13,6 +13,10 @@ func dotQ8x4VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb, eStride, uStr
 	panic("no VNNI")
 }
 
+func dotQ8x8VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb, stride int, out *[8]float32) {
+	panic("no VNNI")
+}
+
 func dotQ8r4VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb int, out *[4]float32) {
 	panic("no VNNI")
 }

@@ -229,3 +229,74 @@ r4done:
 	VMOVSS X1, 12(DI)
 	VZEROUPPER
 	RET
+
+// func dotQ8x8VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb, stride int, out *[8]float32)
+// Eight tokens, token t's pairs at xe + t*stride and xu + t*stride (bytes).
+TEXT ·dotQ8x8VNNI(SB), NOSPLIT, $0-56
+	MOVQ wd+0(FP), SI
+	MOVQ wq+8(FP), DI
+	MOVQ xe+16(FP), R8
+	MOVQ xu+24(FP), R9
+	MOVQ nb+32(FP), DX
+	MOVQ stride+40(FP), R10
+	LEAQ (R10)(R10*2), R12
+	LEAQ (R8)(R10*4), R11         // tokens 4-7: scales
+	LEAQ (R9)(R10*4), R13         // tokens 4-7: quants
+	CONSTS
+	VPXORD Z0, Z0, Z0
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	XORQ AX, AX
+v8loop:
+	CMPQ AX, DX
+	JGE v8done
+	TESTQ $15, AX
+	JNZ v8noreload
+	GROUPMASK
+	VMOVUPS.Z (SI), K2, Z20
+	ADDQ $64, SI
+v8noreload:
+	PAIRMASK
+	WLOAD((DI))
+	VPERMPS Z20, Z29, Z6
+	TOKSTEP((R9), (R8), Z0)
+	TOKSTEP((R9)(R10*1), (R8)(R10*1), Z11)
+	TOKSTEP((R9)(R10*2), (R8)(R10*2), Z12)
+	TOKSTEP((R9)(R12*1), (R8)(R12*1), Z13)
+	TOKSTEP((R13), (R11), Z14)
+	TOKSTEP((R13)(R10*1), (R11)(R10*1), Z16)
+	TOKSTEP((R13)(R10*2), (R11)(R10*2), Z17)
+	TOKSTEP((R13)(R12*1), (R11)(R12*1), Z18)
+	VPADDD Z30, Z29, Z29
+	ADDQ $64, DI
+	ADDQ $64, R9
+	ADDQ $64, R8
+	ADDQ $64, R11
+	ADDQ $64, R13
+	ADDQ $2, AX
+	JMP v8loop
+v8done:
+	MOVQ out+48(FP), DI
+	HSUM(Z0, Y0)
+	VMOVSS X1, 0(DI)
+	HSUM(Z11, Y11)
+	VMOVSS X1, 4(DI)
+	HSUM(Z12, Y12)
+	VMOVSS X1, 8(DI)
+	HSUM(Z13, Y13)
+	VMOVSS X1, 12(DI)
+	HSUM(Z14, Y14)
+	VMOVSS X1, 16(DI)
+	HSUM(Z16, Y16)
+	VMOVSS X1, 20(DI)
+	HSUM(Z17, Y17)
+	VMOVSS X1, 24(DI)
+	HSUM(Z18, Y18)
+	VMOVSS X1, 28(DI)
+	VZEROUPPER
+	RET

@@ -12,9 +12,9 @@ type Input struct {
 	hasQ    bool
 	hasHalf bool
 	// For the VNNI kernels: u = quants XOR 0x80 (unsigned), xe = each
-	// block's scale repeated 8 times, ePer floats per vector. Both are
-	// padded so that the kernels' 64-byte loads of an odd last block stay
-	// inside the slices.
+	// block's scale repeated 8 times. Vector t's are at u[t*ePer*4:] and
+	// xe[t*ePer:] (ePer = 8 per block, blocks rounded up to even), so one
+	// byte stride serves both; an odd last block is followed by zeros.
 	u    []int8
 	xe   []float32
 	ePer int
@@ -28,7 +28,7 @@ func NewInput(maxT, cols int) *Input {
 		in.q = Q8Blocks{D: make([]float32, maxT*nb), Qs: make([]int8, maxT*cols)}
 		if useVNNI {
 			in.ePer = (nb + 1) &^ 1 * 8
-			in.u = make([]int8, maxT*cols+64)
+			in.u = make([]int8, maxT*in.ePer*4)
 			in.xe = make([]float32, maxT*in.ePer+16)
 		}
 	}
@@ -48,11 +48,13 @@ func (in *Input) prepare(m *Matrix) {
 	case m.Kind == Q8 && !in.hasQ:
 		QuantizeQ8(in.q, in.X[:in.T*in.Cols])
 		if useVNNI {
-			n := in.T * in.Cols
-			for i, v := range in.q.Qs[:n] {
-				in.u[i] = v ^ -128
-			}
 			nb := in.Cols / QK
+			for t := range in.T {
+				u := in.u[t*in.ePer*4 : (t+1)*in.ePer*4]
+				for i, v := range in.q.Qs[t*in.Cols : (t+1)*in.Cols] {
+					u[i] = v ^ -128
+				}
+			}
 			for t := range in.T {
 				e := in.xe[t*in.ePer : (t+1)*in.ePer]
 				for b, d := range in.q.D[t*nb : (t+1)*nb] {
@@ -211,21 +213,30 @@ func (j *Job) rowsVNNI(r0, r1 int) {
 	}
 	cols := w.Cols
 	nb := cols / QK
-	var o4 [4]float32
-	bias := func(r int) float32 {
-		if j.Bias == nil {
-			return 0
-		}
-		return j.Bias[r]
-	}
+	vs := in.ePer * 4 // bytes between vectors in u and xe
 	_, _ = w.Q8.D[r1*nb-1], w.Q8.Qs[r1*cols-1]
-	_, _ = in.xe[in.T*in.ePer-1], in.u[in.T*cols-1]
+	_, _ = in.xe[in.T*in.ePer-1], in.u[in.T*vs-1]
+	var o4 [4]float32
+	var o8 [8]float32
 	t := 0
 	if in.T >= 4 {
 		for r := r0; r < r1; r++ {
-			b := bias(r)
-			for t = 0; t+4 <= in.T; t += 4 {
-				dotQ8x4VNNI(&w.Q8.D[r*nb], &w.Q8.Qs[r*cols], &in.xe[t*in.ePer], &in.u[t*cols], nb, in.ePer*4, cols, &o4)
+			var b float32
+			if j.Bias != nil {
+				b = j.Bias[r]
+			}
+			wd, wq := &w.Q8.D[r*nb], &w.Q8.Qs[r*cols]
+			t = 0
+			// Eight, then four, activation vectors per pass share each
+			// weight load.
+			for ; t+8 <= in.T; t += 8 {
+				dotQ8x8VNNI(wd, wq, &in.xe[t*in.ePer], &in.u[t*vs], nb, vs, &o8)
+				for i, v := range o8 {
+					j.Out[(t+i)*stride+r] = v + b
+				}
+			}
+			for ; t+4 <= in.T; t += 4 {
+				dotQ8x4VNNI(wd, wq, &in.xe[t*in.ePer], &in.u[t*vs], nb, vs, vs, &o4)
 				for i, v := range o4 {
 					j.Out[(t+i)*stride+r] = v + b
 				}
@@ -233,17 +244,24 @@ func (j *Job) rowsVNNI(r0, r1 int) {
 		}
 	}
 	for ; t < in.T; t++ {
-		xe, xu := &in.xe[t*in.ePer], &in.u[t*cols]
+		xe, xu := &in.xe[t*in.ePer], &in.u[t*vs]
 		out := j.Out[t*stride:]
 		r := r0
 		for ; r+4 <= r1; r += 4 {
 			dotQ8r4VNNI(&w.Q8.D[r*nb], &w.Q8.Qs[r*cols], xe, xu, nb, &o4)
 			for i, v := range o4 {
-				out[r+i] = v + bias(r+i)
+				if j.Bias != nil {
+					v += j.Bias[r+i]
+				}
+				out[r+i] = v
 			}
 		}
 		for ; r < r1; r++ {
-			out[r] = dotQ8VNNI(&w.Q8.D[r*nb], &w.Q8.Qs[r*cols], xe, xu, nb) + bias(r)
+			v := dotQ8VNNI(&w.Q8.D[r*nb], &w.Q8.Qs[r*cols], xe, xu, nb)
+			if j.Bias != nil {
+				v += j.Bias[r]
+			}
+			out[r] = v
 		}
 	}
 }

@@ -114,10 +114,16 @@ func QuantizeQ8(dst Q8Blocks, x []float32) {
 		}
 		q := qs[b*QK : b*QK+QK]
 		for i, v := range blk {
-			q[i] = int8(math.RoundToEven(float64(v * id)))
+			// Round half to even (as VROUNDPS): adding 1.5·2^23 leaves
+			// no fraction bits for |p| <= 127. The conversion keeps the
+			// product from being fused into the add.
+			p := float32(v * id)
+			q[i] = int8(int32((p + roundMagic) - roundMagic))
 		}
 	}
 }
+
+const roundMagic = 12582912 // 1.5 * 2^23
 
 func abs32(v float32) float32 { return math.Float32frombits(math.Float32bits(v) &^ (1 << 31)) }
 

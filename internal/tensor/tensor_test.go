@@ -121,6 +121,17 @@ func TestKernelsMatchTwins(t *testing.T) {
 	}
 }
 
+// The fast rounding is round-half-to-even on every value a block can hold.
+func TestRoundMagic(t *testing.T) {
+	for _, v := range []float32{0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5, -126.5, 127, -127, 0.49999997, 3.4999998, 0} {
+		p := float32(v)
+		got := int32((p + roundMagic) - roundMagic)
+		if want := int32(math.RoundToEven(float64(v))); got != want {
+			t.Errorf("round(%g) = %d, want %d", v, got, want)
+		}
+	}
+}
+
 func TestQuantizeQ8(t *testing.T) {
 	x := make([]float32, 64)
 	for i := range x {
