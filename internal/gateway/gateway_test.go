@@ -402,6 +402,28 @@ func TestFirstByteTimeout504(t *testing.T) {
 	}
 }
 
+// The total timeout ends a request with 504, is not retried and does not
+// count against the replica (it is the request's budget, not its fault).
+func TestTotalTimeout504(t *testing.T) {
+	f := newFixture(t, 2, func(c *Config) { c.TotalTimeout = 200 * time.Millisecond })
+	for _, fk := range f.fakes {
+		fk.Delay.Store(int64(2 * time.Second))
+	}
+	start := time.Now()
+	resp, b := f.post("/v1/chat/completions", chatBody)
+	if resp.StatusCode != 504 || time.Since(start) > time.Second {
+		t.Fatalf("got %d after %v: %s", resp.StatusCode, time.Since(start), b)
+	}
+	if hits := f.fakes[0].Hits.Load() + f.fakes[1].Hits.Load(); hits != 1 {
+		t.Errorf("%d upstream attempts; want 1 (no retry after the total timeout)", hits)
+	}
+	for _, r := range f.gw.reg.Pool("fake") {
+		if !r.Available() {
+			t.Errorf("replica %s unavailable after a total timeout", r.URL)
+		}
+	}
+}
+
 func TestPrefixAffinity(t *testing.T) {
 	f := newFixture(t, 3, func(c *Config) { c.Balancer = "prefix" })
 	owner := map[string]string{}
@@ -473,6 +495,7 @@ func TestModelsAggregatedOverPools(t *testing.T) {
 	b := httptest.NewServer(gwtest.New("b", "m3"))
 	defer b.Close()
 	f := newFixture(t, 0, func(c *Config) { c.Replicas = []string{a.URL, b.URL} })
+	f.waitHealthy("m1", 1) // both replicas' model lists learned
 	f.waitHealthy("m3", 1)
 	_, body := get(t, f.ts.URL+"/v1/models")
 	var list struct {

@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -197,7 +198,48 @@ type attemptErr struct {
 var (
 	errFirstByte  = errors.New("first-byte timeout")
 	errStreamIdle = errors.New("stream idle timeout")
+	errTotal      = errors.New("total timeout")
 )
+
+// attemptTimer is an attempt's single timer: the first-byte timeout until
+// the response headers arrive, then the stream idle timeout (streams) or
+// the rest of the total timeout, which it enforces throughout.
+type attemptTimer struct {
+	t            *time.Timer
+	deadline     time.Time // the request's total deadline
+	afterHeaders atomic.Bool
+}
+
+func newAttemptTimer(deadline time.Time, firstByte time.Duration, cancel context.CancelCauseFunc) *attemptTimer {
+	at := &attemptTimer{deadline: deadline}
+	at.t = time.AfterFunc(min(firstByte, time.Until(deadline)), func() {
+		switch {
+		case !time.Now().Before(at.deadline):
+			cancel(errTotal)
+		case at.afterHeaders.Load():
+			cancel(errStreamIdle)
+		default:
+			cancel(errFirstByte)
+		}
+	})
+	return at
+}
+
+// headers switches to the phase after the response headers: the timer
+// fires after idle (0: only at the total deadline).
+func (at *attemptTimer) headers(idle time.Duration) {
+	at.afterHeaders.Store(true)
+	at.reset(idle)
+}
+
+// reset restarts the idle wait (capped by the total deadline).
+func (at *attemptTimer) reset(idle time.Duration) {
+	d := time.Until(at.deadline)
+	if idle > 0 && idle < d {
+		d = idle
+	}
+	at.t.Reset(d)
+}
 
 // Forward sends req to a replica and writes the answer to w. It returns an
 // error only when nothing has been written yet.
@@ -215,8 +257,10 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, req *Request) er
 	if p.policy.NeedsKey() && req.Prefix != nil {
 		key = balance.HashKey(req.Prefix)
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), p.cfg.TotalTimeout)
-	defer cancel()
+	// The total timeout is a deadline each attempt's timer enforces, not a
+	// context of its own: one context and timer fewer per request.
+	deadline := start.Add(p.cfg.TotalTimeout)
+	ctx := r.Context()
 	p.budget.Deposit()
 
 	var tried []*upstream.Replica
@@ -237,13 +281,15 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, req *Request) er
 		if attempt > 0 && contains(tried, rep) {
 			// Same replica again (no other): back off a little first.
 			d := time.Duration(25*attempt)*time.Millisecond + time.Duration(rand.Int64N(int64(25*time.Millisecond)))
+			t := time.NewTimer(min(d, time.Until(deadline)))
 			select {
-			case <-time.After(d):
+			case <-t.C:
 			case <-ctx.Done():
 			}
+			t.Stop()
 		}
 		tried = append(tried, rep)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || !time.Now().Before(deadline) {
 			break
 		}
 		done, berr := rep.Breaker()
@@ -251,7 +297,7 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, req *Request) er
 			last = &attemptErr{reason: "breaker_open", retryable: true, err: berr}
 			continue
 		}
-		res, aerr := p.attempt(ctx, w, r, req, rep, body, injected, start)
+		res, aerr := p.attempt(deadline, w, r, req, rep, body, injected, start)
 		switch {
 		case aerr == nil:
 			done(nil)
@@ -362,8 +408,9 @@ var (
 	sseAccept       = []string{"text/event-stream"}
 )
 
-func (p *Proxy) attempt(ctx context.Context, w http.ResponseWriter, r *http.Request, req *Request,
+func (p *Proxy) attempt(deadline time.Time, w http.ResponseWriter, r *http.Request, req *Request,
 	rep *upstream.Replica, body []byte, injected bool, start time.Time) (*bufferedResponse, *attemptErr) {
+	ctx := r.Context()
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	h := make(http.Header, 8)
@@ -387,7 +434,8 @@ func (p *Proxy) attempt(ctx context.Context, w http.ResponseWriter, r *http.Requ
 
 	rep.Hold()
 	defer rep.Release()
-	fb := time.AfterFunc(p.cfg.FirstByteTimeout, func() { cancel(errFirstByte) })
+	timer := newAttemptTimer(deadline, p.cfg.FirstByteTimeout, cancel)
+	defer timer.t.Stop()
 	t0 := time.Now()
 	var resp *http.Response
 	var err error
@@ -397,14 +445,12 @@ func (p *Proxy) attempt(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		var out *http.Request
 		out, err = http.NewRequestWithContext(actx, http.MethodPost, rep.URL+req.Kind.Path(), bytes.NewReader(body))
 		if err != nil {
-			fb.Stop()
 			return nil, &attemptErr{reason: "request", err: err}
 		}
 		out.ContentLength = int64(len(body))
 		out.Header = h
 		resp, err = p.transport.RoundTrip(out)
 	}
-	fb.Stop()
 	if err != nil {
 		p.m.upstreamCount(req.Model, rep.URL, "error")
 		return nil, p.classify(ctx, actx, err)
@@ -414,9 +460,11 @@ func (p *Proxy) attempt(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	p.m.upstreamCount(req.Model, rep.URL, codeLabel(code))
 
 	if code == http.StatusOK && isSSE(resp.Header) {
-		p.stream(actx, cancel, w, r, req, rep, resp, injected, start)
+		timer.headers(p.cfg.StreamIdleTimeout)
+		p.stream(actx, cancel, timer, w, r, req, rep, resp, injected, start)
 		return nil, nil
 	}
+	timer.headers(0)
 	// Non-streamed: read it all first, so that a replica dying mid-body can
 	// still be retried; these bodies are small.
 	res, rerr := p.buffer(resp)
@@ -444,10 +492,15 @@ func (p *Proxy) attempt(ctx context.Context, w http.ResponseWriter, r *http.Requ
 // classify turns a transport error into an attemptErr.
 func (p *Proxy) classify(ctx, actx context.Context, err error) *attemptErr {
 	if ctx.Err() != nil {
-		// The client left or the total timeout expired: not the replica's fault.
+		// The client left: not the replica's fault.
 		return &attemptErr{reason: "canceled", err: context.Cause(ctx)}
 	}
-	if cause := context.Cause(actx); errors.Is(cause, errFirstByte) {
+	cause := context.Cause(actx)
+	if cause == errTotal { //nolint:errorlint // our own sentinel, never wrapped
+		// The total timeout expired: not the replica's fault either.
+		return &attemptErr{reason: "canceled", err: context.DeadlineExceeded}
+	}
+	if errors.Is(cause, errFirstByte) {
 		// Nothing reached the client and the attempt is cancelled (the
 		// replica drops the sequence), so a hung replica's request may be
 		// served by another one; the retry budget bounds the extra load.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"unicode/utf8"
 
 	"github.com/llmo/llmo/api"
 	"github.com/llmo/llmo/internal/errs"
@@ -62,9 +63,27 @@ type peek struct {
 	StreamOptions *struct {
 		IncludeUsage *bool `json:"include_usage"`
 	} `json:"stream_options"`
-	Messages json.RawMessage `json:"messages"`
-	Prompt   json.RawMessage `json:"prompt"`
-	Input    json.RawMessage `json:"input"`
+	Messages shape `json:"messages"`
+	Prompt   shape `json:"prompt"`
+	Input    shape `json:"input"`
+}
+
+// shape records what Parse checks of a prompt field (its first byte, and
+// whether an array or string is empty) without copying it, as a
+// json.RawMessage would.
+type shape struct {
+	first byte // 0: absent or null
+	empty bool // [] or an array of blanks
+}
+
+func (s *shape) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || string(b) == "null" {
+		*s = shape{}
+		return nil
+	}
+	*s = shape{first: b[0], empty: b[0] == '[' && len(bytes.TrimSpace(b[1:len(b)-1])) == 0}
+	return nil
 }
 
 // Parse checks body enough to route it and returns the Request. It refuses,
@@ -74,8 +93,15 @@ type peek struct {
 // Prefix with up to that many bytes of the prompt.
 func Parse(kind Kind, body []byte, prefixChars int) (*Request, error) {
 	var p peek
-	if err := service.DecodeJSONBytes(body, &p); err != nil {
-		return nil, err
+	// service.DecodeJSONBytes's checks, without its copy of the body.
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, errs.E(errs.Invalid, "request body is empty; expected a JSON object")
+	}
+	if !utf8.Valid(body) {
+		return nil, errs.E(errs.Invalid, "request body is not valid UTF-8")
+	}
+	if err := json.Unmarshal(body, &p); err != nil {
+		return nil, service.JSONError(err)
 	}
 	if p.Model == nil || *p.Model == "" {
 		return nil, errs.Param("model", "you must provide a model parameter")
@@ -94,38 +120,39 @@ func Parse(kind Kind, body []byte, prefixChars int) (*Request, error) {
 		return nil, errs.Param("stream", "embeddings cannot be streamed")
 	}
 	var field string
-	var raw json.RawMessage
+	var sh shape
 	switch kind {
 	case Chat:
-		field, raw = "messages", p.Messages
+		field, sh = "messages", p.Messages
 	case Completion:
-		field, raw = "prompt", p.Prompt
+		field, sh = "prompt", p.Prompt
 	case Embedding:
-		field, raw = "input", p.Input
+		field, sh = "input", p.Input
 	}
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+	if sh.first == 0 {
 		return nil, errs.Param(field, "you must provide %s", field)
 	}
 	if kind == Chat {
 		// Only the shape is checked: content parts (images, audio) are the
 		// replica's business, and a vision model behind the gateway takes them.
-		if raw[0] != '[' {
+		if sh.first != '[' {
 			return nil, errs.Param("messages", "messages must be an array of message objects")
 		}
-		if len(bytes.TrimSpace(raw[1:len(raw)-1])) == 0 {
+		if sh.empty {
 			return nil, errs.Param("messages", "messages must not be empty")
 		}
 		if prefixChars > 0 {
+			raw := rawField(body, field)
 			var msgs []prefixMessage
 			if err := json.Unmarshal(raw, &msgs); err != nil {
 				return nil, errs.Param("messages", "messages: %s", cleanJSONErr(err))
 			}
 			r.Prefix = chatPrefix(msgs, prefixChars)
 		}
-	} else if raw[0] != '"' && raw[0] != '[' {
+	} else if sh.first != '"' && sh.first != '[' {
 		return nil, errs.Param(field, "%s must be a string or an array", field)
 	} else if prefixChars > 0 && kind == Completion {
+		raw := rawField(body, field)
 		var pr api.Prompt
 		if err := json.Unmarshal(raw, &pr); err != nil {
 			return nil, errs.Param("prompt", "%s", cleanJSONErr(err))
@@ -133,6 +160,24 @@ func Parse(kind Kind, body []byte, prefixChars int) (*Request, error) {
 		r.Prefix = completionPrefix(pr, prefixChars)
 	}
 	return r, nil
+}
+
+// rawField is the raw value of a prompt field Unmarshal found in body: the
+// exact key by a scan, else (a key in other case, which encoding/json
+// matches too) by decoding.
+func rawField(body []byte, field string) []byte {
+	if raw, ok := topLevelValue(body, field); ok {
+		return raw
+	}
+	var p struct {
+		Messages json.RawMessage `json:"messages"`
+		Prompt   json.RawMessage `json:"prompt"`
+	}
+	_ = json.Unmarshal(body, &p)
+	if field == "prompt" {
+		return p.Prompt
+	}
+	return p.Messages
 }
 
 func cleanJSONErr(err error) string {

@@ -28,7 +28,7 @@ const streamErrorEvent = "data: {\"error\":{\"message\":\"the model replica fail
 // stream copies an SSE response event by event, flushing each at once. It
 // reads the usage chunk for accounting and drops it when the client did not
 // ask for it (injected).
-func (p *Proxy) stream(actx context.Context, cancel context.CancelCauseFunc, w http.ResponseWriter, r *http.Request,
+func (p *Proxy) stream(actx context.Context, cancel context.CancelCauseFunc, timer *attemptTimer, w http.ResponseWriter, r *http.Request,
 	req *Request, rep *upstream.Replica, resp *http.Response, injected bool, start time.Time) {
 	defer resp.Body.Close()
 	copyHeader(w.Header(), resp.Header)
@@ -41,8 +41,8 @@ func (p *Proxy) stream(actx context.Context, cancel context.CancelCauseFunc, w h
 	bp := p.bufs.Get().(*[]byte)
 	defer p.bufs.Put(bp)
 	br := bufio.NewReaderSize(resp.Body, len(*bp))
-	idle := time.AfterFunc(p.cfg.StreamIdleTimeout, func() { cancel(errStreamIdle) })
-	defer idle.Stop()
+	// timer now fires after StreamIdleTimeout of silence (errStreamIdle)
+	// or at the total deadline.
 
 	var event []byte // the current event's lines
 	var usage *api.Usage
@@ -56,7 +56,7 @@ func (p *Proxy) stream(actx context.Context, cancel context.CancelCauseFunc, w h
 			continue
 		}
 		if len(line) > 0 {
-			idle.Reset(p.cfg.StreamIdleTimeout)
+			timer.reset(p.cfg.StreamIdleTimeout)
 			event = append(event, line...)
 			if len(bytes.TrimRight(line, "\r\n")) == 0 {
 				// Blank line: the event is complete.
