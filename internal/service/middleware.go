@@ -120,8 +120,11 @@ func (s *Server) wrap(h http.Handler) http.Handler {
 			if route == "GET /health" || route == "GET /ready" || route == "GET /metrics" {
 				level = slog.LevelDebug
 			}
-			s.Log.Log(ctx, level, "request", "method", r.Method, "route", route, "status", code,
-				"bytes", rec.bytes, "duration_ms", float64(time.Since(start).Microseconds())/1000)
+			if s.Log.Enabled(ctx, level) { // no argument boxing when the level is off
+				s.Log.LogAttrs(ctx, level, "request", slog.String("method", r.Method), slog.String("route", route),
+					slog.Int("status", code), slog.Int64("bytes", rec.bytes),
+					slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000))
+			}
 			if p == http.ErrAbortHandler { //nolint:errorlint
 				panic(p)
 			}
