@@ -24,6 +24,7 @@ type peekRef struct {
 	Prompt   json.RawMessage `json:"prompt"`
 	Input    json.RawMessage `json:"input"`
 }
+
 func parseReference(kind Kind, body []byte, prefixChars int) (*Request, error) {
 	var p peekRef
 	if err := service.DecodeJSONBytes(body, &p); err != nil {
@@ -87,13 +88,15 @@ func parseReference(kind Kind, body []byte, prefixChars int) (*Request, error) {
 	return r, nil
 }
 
-
 // FuzzParseMatchesReference: same verdict, same message, same Request.
 func FuzzParseMatchesReference(f *testing.F) {
 	for _, s := range []string{`{"model":"m","messages":[{"role":"user","content":"hi"}]}`, `{"model":"m","stream":true,"stream_options":{"x":1},"prompt":"a"}`,
 		`{"model":"m","input":[[1,2]]}`, `[]`, `{"model":1}`, `{"model":"m","messages":[ ]}`, `{"model":"m","messages":null}`,
 		`{"model":"m","Messages":[{"role":"user","content":"x"}]}`, `{"model":"m","prompt":[1,2,3]}`, `{"model":"m","messages":"x"}`,
-		` `, "\xff", `{"model":"m","messages":[{"role":"user","content":"a"}],"messages":[]}`} {
+		` `, "\xff", `{"model":"m","messages":[{"role":"user","content":"a"}],"messages":[]}`,
+		`{"model":"m","stream":true,"stream":null,"prompt":"x"}`, `{"MODEL":"m","prompt":"x"}`, `{"model":"m\u0041","prompt":"x"}`,
+		`{"model":"m","stream":"yes","prompt":"x"}`, `{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{}]}`,
+		`{"model":"m","model":7,"input":"x"}`, `{"model":"m","messages":[{"role":"user","content":"x"}] ,}`, `{}`, `{"model":""}`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, body string) {

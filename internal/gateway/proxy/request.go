@@ -68,6 +68,67 @@ type peek struct {
 	Input    shape `json:"input"`
 }
 
+// fast fills p from body the way json.Unmarshal would for the usual
+// request (plain string model, boolean or absent stream, no
+// stream_options), with one validating pass and one scan of the top-level
+// keys instead of reflection. It reports false, leaving the rest to
+// json.Unmarshal and its exact error messages, for anything else: invalid
+// JSON, escapes in the model, other types, keys in another case (which
+// encoding/json would also match).
+func (p *peek) fast(body []byte) bool {
+	if !json.Valid(body) {
+		return false
+	}
+	var model []byte
+	ok := eachTopLevel(body, func(k, v []byte) bool {
+		switch string(k) {
+		case "model":
+			if len(v) < 2 || v[0] != '"' || bytes.IndexByte(v, '\\') >= 0 {
+				return false
+			}
+			model = v[1 : len(v)-1]
+		case "stream":
+			switch string(v) {
+			case "true", "false":
+				b := v[0] == 't'
+				p.Stream = &b
+			case "null":
+				p.Stream = nil
+			default:
+				return false
+			}
+		case "stream_options":
+			if string(v) != "null" {
+				return false
+			}
+			p.StreamOptions = nil
+		case "messages":
+			return p.Messages.UnmarshalJSON(v) == nil
+		case "prompt":
+			return p.Prompt.UnmarshalJSON(v) == nil
+		case "input":
+			return p.Input.UnmarshalJSON(v) == nil
+		default:
+			for _, f := range peekFields {
+				if bytes.EqualFold(k, []byte(f)) {
+					return false // another case: encoding/json's business
+				}
+			}
+		}
+		return true
+	})
+	if !ok {
+		return false
+	}
+	if model != nil {
+		m := string(model)
+		p.Model = &m
+	}
+	return true
+}
+
+var peekFields = [...]string{"model", "stream", "stream_options", "messages", "prompt", "input"}
+
 // shape records what Parse checks of a prompt field (its first byte, and
 // whether an array or string is empty) without copying it, as a
 // json.RawMessage would.
@@ -100,8 +161,11 @@ func Parse(kind Kind, body []byte, prefixChars int) (*Request, error) {
 	if !utf8.Valid(body) {
 		return nil, errs.E(errs.Invalid, "request body is not valid UTF-8")
 	}
-	if err := json.Unmarshal(body, &p); err != nil {
-		return nil, service.JSONError(err)
+	if !p.fast(body) {
+		p = peek{}
+		if err := json.Unmarshal(body, &p); err != nil {
+			return nil, service.JSONError(err)
+		}
 	}
 	if p.Model == nil || *p.Model == "" {
 		return nil, errs.Param("model", "you must provide a model parameter")

@@ -44,6 +44,52 @@ func topLevelValue(obj []byte, key string) (val []byte, found bool) {
 	}
 }
 
+// eachTopLevel calls fn with each key (raw, without quotes) and raw value
+// of the object obj, in order, until fn returns false. It reports whether
+// obj was an object walked to its end with fn never refusing. Keys with
+// escapes are passed raw, so they never equal a plain key.
+func eachTopLevel(obj []byte, fn func(k, v []byte) bool) bool {
+	i := skipWS(obj, 0)
+	if i >= len(obj) || obj[i] != '{' {
+		return false
+	}
+	i = skipWS(obj, i+1)
+	if i < len(obj) && obj[i] == '}' {
+		return true
+	}
+	for {
+		i = skipWS(obj, i)
+		if i >= len(obj) || obj[i] != '"' {
+			return false
+		}
+		ks := i + 1
+		if i = skipString(obj, i); i < 0 {
+			return false
+		}
+		k := obj[ks : i-1]
+		i = skipWS(obj, i)
+		if i >= len(obj) || obj[i] != ':' {
+			return false
+		}
+		i = skipWS(obj, i+1)
+		vs := i
+		if i = skipValue(obj, i); i < 0 {
+			return false
+		}
+		if !fn(k, obj[vs:i]) {
+			return false
+		}
+		i = skipWS(obj, i)
+		if i < len(obj) && obj[i] == '}' {
+			return true
+		}
+		if i >= len(obj) || obj[i] != ',' {
+			return false
+		}
+		i++
+	}
+}
+
 func skipWS(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t') {
 		i++
