@@ -74,7 +74,7 @@ type Layer struct {
 	m     *metrics
 
 	flights group
-	fills   sync.WaitGroup
+	fills   pendingFills
 	fillSem chan struct{}
 }
 
@@ -147,7 +147,7 @@ func (l *Layer) Health(ctx context.Context) error {
 
 // Close waits for pending cache fills.
 func (l *Layer) Close() error {
-	l.fills.Wait()
+	l.fills.wait()
 	return nil
 }
 
@@ -439,9 +439,9 @@ func (l *Layer) fillAsync(t *task, e *Entry, done func()) {
 		done()
 		return // too many fills pending: the cache is slow; skip this one
 	}
-	l.fills.Add(1)
+	l.fills.add()
 	go func() {
-		defer l.fills.Done()
+		defer l.fills.done()
 		defer func() { <-l.fillSem }()
 		defer done()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*l.cfg.Timeout)
@@ -546,4 +546,39 @@ func (t *tee) Unwrap() http.ResponseWriter { return t.w }
 
 func isSSE(ct string) bool {
 	return len(ct) >= len("text/event-stream") && strings.EqualFold(ct[:len("text/event-stream")], "text/event-stream")
+}
+
+// pendingFills counts background fills. Unlike sync.WaitGroup it may be
+// waited on while new fills start (Close during traffic, as tests do to
+// flush), which a WaitGroup forbids once its counter has reached zero.
+type pendingFills struct {
+	mu   sync.Mutex
+	n    int
+	zero *sync.Cond
+}
+
+func (p *pendingFills) add() {
+	p.mu.Lock()
+	p.n++
+	p.mu.Unlock()
+}
+
+func (p *pendingFills) done() {
+	p.mu.Lock()
+	p.n--
+	if p.n == 0 && p.zero != nil {
+		p.zero.Broadcast()
+	}
+	p.mu.Unlock()
+}
+
+func (p *pendingFills) wait() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.zero == nil {
+		p.zero = sync.NewCond(&p.mu)
+	}
+	for p.n > 0 {
+		p.zero.Wait()
+	}
 }
