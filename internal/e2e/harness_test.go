@@ -503,11 +503,25 @@ type health struct {
 // Health reads the gateway's /api/health.
 func (s *Stack) Health() (health, error) {
 	var h health
-	resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(s.Gateway.URL + "/api/health")
+	req, err := http.NewRequest(http.MethodGet, s.Gateway.URL+"/api/health", nil)
+	if err != nil {
+		return h, err
+	}
+	// With auth on, the topology is for key holders: use the admin key the
+	// gateway was started with.
+	for _, kv := range s.Gateway.Env {
+		if k, ok := strings.CutPrefix(kv, "LLMO_ADMIN_KEY="); ok && k != "" {
+			req.Header.Set("Authorization", "Bearer "+k)
+		}
+	}
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
 	if err != nil {
 		return h, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized {
+		return h, fmt.Errorf("/api/health: 401 (auth on and no admin key in the gateway's env)")
+	}
 	return h, jsonDecode(resp.Body, &h)
 }
 

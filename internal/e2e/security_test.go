@@ -34,7 +34,8 @@ const (
 // /admin, and the same routes through the dashboard port) refuses a request
 // without a valid key (401), /admin refuses a non-admin key (403), and no
 // key, good or bad, ever appears in any service's output, even at debug
-// level. Only /health, /ready, /metrics and /api/health stay open (probes).
+// level. Only /health, /ready and /metrics stay open (probes); the
+// /api/health topology, which names internal replica URLs, needs a key.
 func TestAuthEveryRoute(t *testing.T) {
 	s := StartStack(t, StackOptions{Replicas: 1, Dashboard: true,
 		GatewayEnv: []string{"LLMO_AUTH=on", "LLMO_API_KEYS=alice:" + userKey, "LLMO_ADMIN_KEY=" + adminKey, "LOG_LEVEL=debug"}})
@@ -61,6 +62,7 @@ func TestAuthEveryRoute(t *testing.T) {
 		{"GET", "/api/tags", ``, false},
 		{"POST", "/api/show", `{"model":"` + m + `"}`, false},
 		{"GET", "/api/ps", ``, false},
+		{"GET", "/api/health", ``, false},
 		{"GET", "/admin/stats", ``, true},
 		{"POST", "/admin/replicas", `{"url":"http://127.0.0.1:1","ttl_s":1}`, true},
 		{"DELETE", "/admin/replicas", `{"url":"http://127.0.0.1:1"}`, true},

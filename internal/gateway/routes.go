@@ -46,7 +46,9 @@ func (g *Gateway) routes() {
 		mux.Handle(m+" /v1/", c.wrap(http.HandlerFunc(g.serveV1Fallback)))
 	}
 	mux.Handle("OPTIONS /", c.preflight())
-	mux.Handle("GET /api/health", c.wrap(http.HandlerFunc(g.serveHealth)))
+	// The topology (replica URLs, states) is for key holders when auth is on;
+	// probes use the open /health and /ready.
+	mux.Handle("GET /api/health", c.wrap(l.auth(http.HandlerFunc(g.serveHealth))))
 	mux.Handle("GET /admin/stats", c.wrap(l.admin(http.HandlerFunc(g.serveStats))))
 	mux.Handle("POST /admin/replicas", l.admin(http.HandlerFunc(g.serveRegister)))
 	mux.Handle("DELETE /admin/replicas", l.admin(http.HandlerFunc(g.serveDeregister)))

@@ -241,7 +241,17 @@ type healthDoc struct {
 }
 
 func (s *stack) health() (*healthDoc, error) {
-	resp, err := http.Get(s.url(s.API) + "/api/health")
+	req, err := http.NewRequest(http.MethodGet, s.url(s.API)+"/api/health", nil)
+	if err != nil {
+		return nil, err
+	}
+	// With auth on, the topology needs a key: use the stack's admin key.
+	for _, kv := range s.env {
+		if k, ok := strings.CutPrefix(kv, "LLMO_ADMIN_KEY="); ok && k != "" {
+			req.Header.Set("Authorization", "Bearer "+k)
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err
 	}
