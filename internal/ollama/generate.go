@@ -24,6 +24,17 @@ func (h *handler) generate(w http.ResponseWriter, r *http.Request) {
 		h.load(w, r, req.Model, req.KeepAlive, false)
 		return
 	}
+	if !req.Raw && req.Template == "" {
+		// Ollama renders a model without a template as the bare prompt. An
+		// llmo replica says whether it has one; other servers are assumed
+		// to (chat models served by vLLM and friends do).
+		if m, err := h.findModel(r, req.Model); err == nil && m.OwnedBy == "llmo" && !m.ChatTemplate {
+			req.Raw = true
+			if req.System != "" {
+				req.Prompt = req.System + "\n\n" + req.Prompt
+			}
+		}
+	}
 	path, body, err := translateGenerate(&req)
 	if err != nil {
 		writeError(w, r, err)

@@ -34,11 +34,17 @@ type gateway struct {
 
 func startGateway(t *testing.T) *gateway {
 	t.Helper()
+	return startGatewayArgs(t, "--chat-template", "chatml")
+}
+
+// startGatewayArgs is startGateway with extra model-service flags.
+func startGatewayArgs(t *testing.T, extra ...string) *gateway {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var mcfg modelsvc.Config
-	if _, err := config.Load("model", &mcfg, config.Source{Args: []string{
-		"--model", testenv.Model(t, "stories260K.gguf"), "--chat-template", "chatml", "--max-batch", "4",
-	}}); err != nil {
+	if _, err := config.Load("model", &mcfg, config.Source{Args: append([]string{
+		"--model", testenv.Model(t, "stories260K.gguf"), "--max-batch", "4",
+	}, extra...)}); err != nil {
 		t.Fatal(err)
 	}
 	svc, err := modelsvc.New(context.Background(), mcfg, log)
