@@ -76,7 +76,10 @@ func badCases(s *Stack, model string) []badCase {
 			// Ollama's /api/chat has no prompt, max_tokens or temperature at the
 			// top level: a body with valid JSON and no messages is Ollama's
 			// "load the model" request, answered 200 done_reason "load".
-			if ep.path == "/api/chat" && strings.Contains("huge-exponent huge-integer negative-max-tokens wrong-type-temperature", b.name) {
+			// Likewise max_tokens and top-level temperature are not Ollama
+			// fields (Ollama's are options.num_predict and
+			// options.temperature): /api/generate ignores them and generates.
+			if (ep.path == "/api/chat" || ep.path == "/api/generate") && strings.Contains("huge-exponent huge-integer negative-max-tokens wrong-type-temperature", b.name) {
 				c.ok2xx = true
 			}
 			if ep.svc == "cache" && b.name == "trailing-garbage" {

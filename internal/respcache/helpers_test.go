@@ -69,7 +69,9 @@ func startModel(t testing.TB, args ...string) http.Handler {
 	return h
 }
 
-// counter counts the requests that reach the upstream.
+// counter counts the generation requests (POSTs) that reach the upstream;
+// model-list lookups (the Ollama layer's GET /v1/models) are not cacheable
+// work and are not counted.
 type counter struct {
 	next http.Handler
 	n    atomic.Int64
@@ -77,7 +79,9 @@ type counter struct {
 }
 
 func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c.n.Add(1)
+	if r.Method == http.MethodPost {
+		c.n.Add(1)
+	}
 	if c.gate != nil {
 		<-c.gate
 	}
