@@ -63,20 +63,12 @@ func (t *Tokenizer) encodeBPE(w *workspace, frag string, out []int) []int {
 		syms := w.symbols
 		for len(h) > 0 {
 			b := h.pop()
-			left := b.left()
-			l := &syms[left]
-			if l.n == 0 || l.next < 0 || l.n+syms[l.next].n != b.size {
+			left, ok := merge(syms, b)
+			if !ok {
 				continue // outdated
 			}
-			r := &syms[l.next]
-			l.n += r.n
-			r.n = 0
-			l.next = r.next
-			if r.next >= 0 {
-				syms[r.next].prev = left
-			}
-			t.bpeBigram(w, &h, l.prev, left)
-			t.bpeBigram(w, &h, left, l.next)
+			t.bpeBigram(w, &h, syms[left].prev, left)
+			t.bpeBigram(w, &h, left, syms[left].next)
 		}
 		w.heap = h[:0]
 		for i := int32(0); i != -1 && len(syms) > 0; i = syms[i].next {

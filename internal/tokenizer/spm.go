@@ -125,20 +125,12 @@ func (t *Tokenizer) encodeSPM(w *workspace, frag string, spacePrefix bool, out [
 	syms := w.symbols
 	for len(h) > 0 {
 		b := h.pop()
-		left := b.left()
-		l := &syms[left]
-		if l.n == 0 || l.next < 0 || l.n+syms[l.next].n != b.size {
+		left, ok := merge(syms, b)
+		if !ok {
 			continue // one side was merged already
 		}
-		r := &syms[l.next]
-		l.n += r.n
-		r.n = 0
-		l.next = r.next
-		if r.next >= 0 {
-			syms[r.next].prev = left
-		}
-		t.spmBigram(w, &h, l.prev, left)
-		t.spmBigram(w, &h, left, l.next)
+		t.spmBigram(w, &h, syms[left].prev, left)
+		t.spmBigram(w, &h, left, syms[left].next)
 	}
 	w.heap = h[:0]
 	for i := int32(0); i != -1 && len(syms) > 0; i = syms[i].next {
@@ -170,4 +162,25 @@ func (t *Tokenizer) spmBigram(w *workspace, h *bigramHeap, left, right int32) {
 		return
 	}
 	h.push(newBigram(left, l.n+r.n, t.scores[id]))
+}
+
+// merge joins the symbol a queued bigram starts at with its right
+// neighbour, unlinking the neighbour. It reports false when the bigram is
+// stale: either side was merged into something else after it was queued.
+// Both the SentencePiece and the byte-level BPE encoders merge this way;
+// they differ only in how they rank bigrams.
+func merge(syms []symbol, b bigram) (left int32, ok bool) {
+	left = b.left()
+	l := &syms[left]
+	if l.n == 0 || l.next < 0 || l.n+syms[l.next].n != b.size {
+		return left, false
+	}
+	r := &syms[l.next]
+	l.n += r.n
+	r.n = 0
+	l.next = r.next
+	if r.next >= 0 {
+		syms[r.next].prev = left
+	}
+	return left, true
 }
