@@ -296,6 +296,17 @@ func (h *Harness) cleanup() {
 
 // groupMembers lists live (non-zombie) processes whose process group is pgid.
 func groupMembers(pgid int) []int {
+	return liveProcs(func(_, pgrp int) bool { return pgrp == pgid })
+}
+
+// childrenOf lists live processes whose parent is pid.
+func childrenOf(pid int) []int {
+	return liveProcs(func(ppid, _ int) bool { return ppid == pid })
+}
+
+// liveProcs lists the live (non-zombie) processes whose parent and process
+// group, read from /proc/PID/stat, satisfy match.
+func liveProcs(match func(ppid, pgrp int) bool) []int {
 	entries, _ := os.ReadDir("/proc")
 	var out []int
 	for _, e := range entries {
@@ -317,37 +328,10 @@ func groupMembers(pgid int) []int {
 		if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
 			continue
 		}
-		if g, _ := strconv.Atoi(f[2]); g == pgid {
+		ppid, _ := strconv.Atoi(f[1])
+		pgrp, _ := strconv.Atoi(f[2])
+		if match(ppid, pgrp) {
 			out = append(out, pid)
-		}
-	}
-	return out
-}
-
-// childrenOf lists live processes whose parent is pid.
-func childrenOf(pid int) []int {
-	entries, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range entries {
-		cpid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 2 || f[0] == "Z" || f[0] == "X" {
-			continue
-		}
-		if pp, _ := strconv.Atoi(f[1]); pp == pid {
-			out = append(out, cpid)
 		}
 	}
 	return out
