@@ -111,11 +111,15 @@ func (r *Replica) KVUsage() float64  { return math.Float64frombits(r.kvBits.Load
 func (r *Replica) BreakerState() int { return int(r.breakerSt.Load()) }
 
 // latencyWindow is how many recent observations the latency estimate
-// takes the median of, and latencyMaxAge how old the newest may be before
-// the estimate is forgotten (so a once-slow replica is probed again).
+// takes the median of, latencyMinSamples how many it needs before it says
+// anything (the median of one or two samples is an outlier as often as
+// not, and a replica judged slow on one GC pause would lose every tie and
+// never be measured again), and latencyMaxAge how old the newest may be
+// before the estimate is forgotten (so a once-slow replica is probed again).
 const (
-	latencyWindow = 8
-	latencyMaxAge = 5 * time.Second
+	latencyWindow     = 8
+	latencyMinSamples = 3
+	latencyMaxAge     = 5 * time.Second
 )
 
 // Latency is the median of the last few times to response headers, in
@@ -124,7 +128,7 @@ const (
 func (r *Replica) Latency() float64 {
 	r.latMu.Lock()
 	defer r.latMu.Unlock()
-	if r.latN == 0 || time.Since(r.latLast) > latencyMaxAge {
+	if r.latN < latencyMinSamples || time.Since(r.latLast) > latencyMaxAge {
 		return 0
 	}
 	n := min(r.latN, latencyWindow)
