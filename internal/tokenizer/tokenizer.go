@@ -320,8 +320,9 @@ func (t *Tokenizer) Token(piece string) (int, bool) {
 }
 
 // Decode turns ids into text. Control tokens and ids out of range give
-// nothing; byte tokens give their byte, so the result is not necessarily
-// valid UTF-8 when ids end in the middle of a character.
+// nothing; byte tokens give their byte. Bytes that do not form valid UTF-8
+// (a lone byte token, a character cut off at the end) are dropped, so the
+// text is always valid UTF-8, as Ollama's and llama.cpp's servers return it.
 func (t *Tokenizer) Decode(ids []int) string {
 	n := 0
 	for _, id := range ids {
@@ -336,12 +337,22 @@ func (t *Tokenizer) Decode(ids []int) string {
 			b.WriteString(t.pieces[id])
 		}
 	}
-	return b.String()
+	return validUTF8(b.String())
 }
 
-// Decoder decodes a stream of ids and returns only complete UTF-8: bytes of a
-// character split across tokens are held back until the character is
-// complete. Not safe for concurrent use.
+// validUTF8 drops the bytes of s that are not part of a valid character.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "")
+}
+
+// Decoder decodes a stream of ids and returns only complete, valid UTF-8:
+// bytes of a character split across tokens are held back until the
+// character is complete, and bytes that can never form one are dropped, so
+// that the pieces, joined, are exactly Decode of the whole stream. Not safe
+// for concurrent use.
 type Decoder struct {
 	t       *Tokenizer
 	pending []byte
@@ -359,22 +370,23 @@ func (d *Decoder) Add(id int) string {
 	if len(d.pending) == 0 {
 		cut := completePrefix(p)
 		if cut == len(p) {
-			return p
+			return validUTF8(p)
 		}
 		d.pending = append(d.pending, p[cut:]...)
-		return p[:cut]
+		return validUTF8(p[:cut])
 	}
 	d.pending = append(d.pending, p...)
 	cut := completePrefix(string(d.pending))
-	out := string(d.pending[:cut])
+	out := validUTF8(string(d.pending[:cut]))
 	d.pending = append(d.pending[:0], d.pending[cut:]...)
 	return out
 }
 
-// Flush returns whatever is held back (an incomplete character at the end
-// of the stream) and resets the decoder.
+// Flush ends the stream and resets the decoder. A character still
+// incomplete can no longer be completed, so its bytes are dropped; Flush
+// returns what remains valid (nothing, in practice).
 func (d *Decoder) Flush() string {
-	s := string(d.pending)
+	s := validUTF8(string(d.pending))
 	d.pending = d.pending[:0]
 	return s
 }
