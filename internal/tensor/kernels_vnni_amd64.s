@@ -6,9 +6,11 @@
 // multiplies unsigned activations u = x+128 (x XOR 0x80, prepared once per
 // token) with the signed weights, and 128·Σw (VPDPBUSD of 0x80 bytes with
 // the weights) is subtracted, which leaves Σ x·w exactly, in the same
-// 4-product int32 lanes as the AVX2 kernels. Lanes 0-7 accumulate even
-// blocks and lanes 8-15 odd blocks, each by one FMA with its block's scale
-// product; the halves are added and reduced as llama.cpp's hsum_float_8.
+// 4-product int32 lanes as the AVX2 kernels. The float accumulation is
+// llama.cpp's exactly: one 8-lane accumulator, one FMA per block with the
+// block's scale product, blocks in order (the even block of a pair from
+// lanes 0-7, then the odd one from lanes 8-15), then hsum_float_8. Any other
+// order changes roundings, and a reference engine's greedy picks with them.
 //
 // Scales: xe holds each block's activation scale 8 times (so a pair of
 // blocks is one 16-float load), the weight scales are permuted out of a
@@ -57,7 +59,8 @@
 	VPDPBUSD Z4, Z31, Z5
 
 // acc += (wd·xd) * Σ x·w for one token whose u and xe pairs are at uaddr
-// and eaddr; Z6 holds the pair's weight scales.
+// and eaddr, the even block then the odd one; Z6 holds the pair's weight
+// scales. An odd last block has zero scales and quants: acc + 0·0 = acc.
 #define TOKSTEP(uaddr, eaddr, acc) \
 	VMOVDQU8 uaddr, Z8; \
 	VPXORD Z9, Z9, Z9; \
@@ -65,12 +68,14 @@
 	VPSUBD Z5, Z9, Z9; \
 	VCVTDQ2PS Z9, Z9; \
 	VMULPS eaddr, Z6, Z10; \
-	VFMADD231PS Z9, Z10, acc
+	VEXTRACTF64X4 $1, Z9, Y7; \
+	VEXTRACTF64X4 $1, Z10, Y15; \
+	VFMADD231PS Y9, Y10, acc; \
+	VFMADD231PS Y7, Y15, acc
 
-// X1 = llama.cpp's hsum_float_8 of the two 8-lane halves of Zacc added.
-#define HSUM(Zacc, Yacc) \
-	VEXTRACTF64X4 $1, Zacc, Y1; \
-	VADDPS Yacc, Y1, Y1; \
+// X1 = llama.cpp's hsum_float_8 of Yacc.
+#define HSUM(Yacc) \
+	VMOVAPS Yacc, Y1; \
 	VEXTRACTF128 $1, Y1, X2; \
 	VADDPS X1, X2, X1; \
 	VMOVHLPS X1, X1, X2; \
@@ -100,7 +105,7 @@ v1noreload:
 	PAIRMASK
 	WLOAD((DI))
 	VPERMPS Z20, Z29, Z6
-	TOKSTEP((R9), (R8), Z0)
+	TOKSTEP((R9), (R8), Y0)
 	VPADDD Z30, Z29, Z29
 	ADDQ $64, DI
 	ADDQ $64, R9
@@ -108,7 +113,7 @@ v1noreload:
 	ADDQ $2, AX
 	JMP v1loop
 v1done:
-	HSUM(Z0, Y0)
+	HSUM(Y0)
 	VZEROUPPER
 	MOVSS X1, ret+40(FP)
 	RET
@@ -143,10 +148,10 @@ v4noreload:
 	PAIRMASK
 	WLOAD((DI))
 	VPERMPS Z20, Z29, Z6
-	TOKSTEP((R9), (R8), Z0)
-	TOKSTEP((R9)(R11*1), (R8)(R10*1), Z11)
-	TOKSTEP((R9)(R11*2), (R8)(R10*2), Z12)
-	TOKSTEP((R9)(R13*1), (R8)(R12*1), Z13)
+	TOKSTEP((R9), (R8), Y0)
+	TOKSTEP((R9)(R11*1), (R8)(R10*1), Y11)
+	TOKSTEP((R9)(R11*2), (R8)(R10*2), Y12)
+	TOKSTEP((R9)(R13*1), (R8)(R12*1), Y13)
 	VPADDD Z30, Z29, Z29
 	ADDQ $64, DI
 	ADDQ $64, R9
@@ -155,13 +160,13 @@ v4noreload:
 	JMP v4loop
 v4done:
 	MOVQ out+56(FP), DI
-	HSUM(Z0, Y0)
+	HSUM(Y0)
 	VMOVSS X1, 0(DI)
-	HSUM(Z11, Y11)
+	HSUM(Y11)
 	VMOVSS X1, 4(DI)
-	HSUM(Z12, Y12)
+	HSUM(Y12)
 	VMOVSS X1, 8(DI)
-	HSUM(Z13, Y13)
+	HSUM(Y13)
 	VMOVSS X1, 12(DI)
 	VZEROUPPER
 	RET
@@ -201,16 +206,16 @@ r4noreload:
 	PAIRMASK
 	WLOAD((DI))
 	VPERMPS Z20, Z29, Z6
-	TOKSTEP((R9), (R8), Z0)
+	TOKSTEP((R9), (R8), Y0)
 	WLOAD((DI)(R10*1))
 	VPERMPS Z21, Z29, Z6
-	TOKSTEP((R9), (R8), Z11)
+	TOKSTEP((R9), (R8), Y11)
 	WLOAD((DI)(R10*2))
 	VPERMPS Z22, Z29, Z6
-	TOKSTEP((R9), (R8), Z12)
+	TOKSTEP((R9), (R8), Y12)
 	WLOAD((DI)(R11*1))
 	VPERMPS Z23, Z29, Z6
-	TOKSTEP((R9), (R8), Z13)
+	TOKSTEP((R9), (R8), Y13)
 	VPADDD Z30, Z29, Z29
 	ADDQ $64, DI
 	ADDQ $64, R9
@@ -219,13 +224,13 @@ r4noreload:
 	JMP r4loop
 r4done:
 	MOVQ out+40(FP), DI
-	HSUM(Z0, Y0)
+	HSUM(Y0)
 	VMOVSS X1, 0(DI)
-	HSUM(Z11, Y11)
+	HSUM(Y11)
 	VMOVSS X1, 4(DI)
-	HSUM(Z12, Y12)
+	HSUM(Y12)
 	VMOVSS X1, 8(DI)
-	HSUM(Z13, Y13)
+	HSUM(Y13)
 	VMOVSS X1, 12(DI)
 	VZEROUPPER
 	RET
@@ -264,14 +269,14 @@ v8noreload:
 	PAIRMASK
 	WLOAD((DI))
 	VPERMPS Z20, Z29, Z6
-	TOKSTEP((R9), (R8), Z0)
-	TOKSTEP((R9)(R10*1), (R8)(R10*1), Z11)
-	TOKSTEP((R9)(R10*2), (R8)(R10*2), Z12)
-	TOKSTEP((R9)(R12*1), (R8)(R12*1), Z13)
-	TOKSTEP((R13), (R11), Z14)
-	TOKSTEP((R13)(R10*1), (R11)(R10*1), Z16)
-	TOKSTEP((R13)(R10*2), (R11)(R10*2), Z17)
-	TOKSTEP((R13)(R12*1), (R11)(R12*1), Z18)
+	TOKSTEP((R9), (R8), Y0)
+	TOKSTEP((R9)(R10*1), (R8)(R10*1), Y11)
+	TOKSTEP((R9)(R10*2), (R8)(R10*2), Y12)
+	TOKSTEP((R9)(R12*1), (R8)(R12*1), Y13)
+	TOKSTEP((R13), (R11), Y14)
+	TOKSTEP((R13)(R10*1), (R11)(R10*1), Y16)
+	TOKSTEP((R13)(R10*2), (R11)(R10*2), Y17)
+	TOKSTEP((R13)(R12*1), (R11)(R12*1), Y18)
 	VPADDD Z30, Z29, Z29
 	ADDQ $64, DI
 	ADDQ $64, R9
@@ -282,21 +287,21 @@ v8noreload:
 	JMP v8loop
 v8done:
 	MOVQ out+48(FP), DI
-	HSUM(Z0, Y0)
+	HSUM(Y0)
 	VMOVSS X1, 0(DI)
-	HSUM(Z11, Y11)
+	HSUM(Y11)
 	VMOVSS X1, 4(DI)
-	HSUM(Z12, Y12)
+	HSUM(Y12)
 	VMOVSS X1, 8(DI)
-	HSUM(Z13, Y13)
+	HSUM(Y13)
 	VMOVSS X1, 12(DI)
-	HSUM(Z14, Y14)
+	HSUM(Y14)
 	VMOVSS X1, 16(DI)
-	HSUM(Z16, Y16)
+	HSUM(Y16)
 	VMOVSS X1, 20(DI)
-	HSUM(Z17, Y17)
+	HSUM(Y17)
 	VMOVSS X1, 24(DI)
-	HSUM(Z18, Y18)
+	HSUM(Y18)
 	VMOVSS X1, 28(DI)
 	VZEROUPPER
 	RET
