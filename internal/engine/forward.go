@@ -30,7 +30,9 @@ func newRopeTable(hp hparams, ctx int) ropeTable {
 	return t
 }
 
-// apply rotates the heads of v (n heads of headDim) at position pos.
+// apply rotates the heads of v (n heads of headDim) at position pos. The
+// products are fused as a C compiler contracts ggml's x0*cos - x1*sin and
+// x0*sin + x1*cos: fma(x0, cos, -(x1*sin)) and fma(x0, sin, x1*cos).
 func (t *ropeTable) apply(v []float32, n, headDim, pos int, neox bool) {
 	c := t.cos[pos*t.half : (pos+1)*t.half]
 	s := t.sin[pos*t.half : (pos+1)*t.half]
@@ -39,15 +41,15 @@ func (t *ropeTable) apply(v []float32, n, headDim, pos int, neox bool) {
 		if neox {
 			for i := range t.half {
 				x0, x1 := x[i], x[i+t.half]
-				x[i] = x0*c[i] - x1*s[i]
-				x[i+t.half] = x0*s[i] + x1*c[i]
+				x[i] = tensor.FMA32(x0, c[i], -(x1 * s[i]))
+				x[i+t.half] = tensor.FMA32(x0, s[i], x1*c[i])
 			}
 			continue
 		}
 		for i := range t.half {
 			x0, x1 := x[2*i], x[2*i+1]
-			x[2*i] = x0*c[i] - x1*s[i]
-			x[2*i+1] = x0*s[i] + x1*c[i]
+			x[2*i] = tensor.FMA32(x0, c[i], -(x1 * s[i]))
+			x[2*i+1] = tensor.FMA32(x0, s[i], x1*c[i])
 		}
 	}
 }
@@ -86,9 +88,10 @@ type runner struct {
 	maxT   int
 	b      batch
 
-	// The KV cache stays float32: a float16 cache (llama.cpp's default,
-	// tensor.DotF16/AxpyF16) changed one of stories260K's golden lines.
-	kc, vc []float32 // [layer][slot][pos][kvDim]
+	// The KV cache holds IEEE half values, as llama.cpp's default F16
+	// cache does: half the memory and bandwidth of float32, and the
+	// roundings a llama.cpp reference makes.
+	kc, vc []uint16 // [layer][slot][pos][kvDim]
 
 	x      []float32 // residual stream, maxT*dim
 	in     *tensor.Input
@@ -112,7 +115,7 @@ func newRunner(m *Model, slots, ctxLen, maxT, maxLogits int) *runner {
 	hp := m.hp
 	r := &runner{m: m, pool: m.pool, hp: hp, slots: slots, ctxLen: ctxLen, maxT: maxT, b: newBatch(maxT)}
 	kv := hp.layers * slots * ctxLen * hp.kvDim()
-	r.kc, r.vc = make([]float32, kv), make([]float32, kv)
+	r.kc, r.vc = make([]uint16, kv), make([]uint16, kv)
 	r.x = make([]float32, maxT*hp.dim)
 	r.in = tensor.NewInput(maxT, hp.dim)
 	r.attIn = tensor.NewInput(maxT, hp.qDim())
@@ -125,9 +128,9 @@ func newRunner(m *Model, slots, ctxLen, maxT, maxLogits int) *runner {
 	r.gate = make([]float32, maxT*hp.ffn)
 	r.up = make([]float32, maxT*hp.ffn)
 	r.logits = make([]float32, max(maxLogits, 1)*hp.vocab)
-	r.att = attnTask{r: r, scores: make([][]float32, m.pool.Threads())}
-	for i := range r.att.scores {
-		r.att.scores[i] = make([]float32, ctxLen)
+	r.att = attnTask{r: r, scratch: make([][]uint16, m.pool.Threads())}
+	for i := range r.att.scratch {
+		r.att.scratch[i] = make([]uint16, 2*hp.headDim)
 	}
 	return r
 }
@@ -184,8 +187,8 @@ func (r *runner) forward(hidden bool) {
 			m.rope.apply(r.q[t*qDim:(t+1)*qDim], hp.heads, hp.headDim, b.pos[t], m.arch.RopeNeoX)
 			m.rope.apply(r.k[t*kvDim:(t+1)*kvDim], hp.kvHeads, hp.headDim, b.pos[t], m.arch.RopeNeoX)
 			o := r.kvOff(li, b.slot[t], b.pos[t])
-			copy(r.kc[o:o+kvDim], r.k[t*kvDim:(t+1)*kvDim])
-			copy(r.vc[o:o+kvDim], r.v[t*kvDim:(t+1)*kvDim])
+			toHalf(r.kc[o:o+kvDim], r.k[t*kvDim:(t+1)*kvDim])
+			toHalf(r.vc[o:o+kvDim], r.v[t*kvDim:(t+1)*kvDim])
 		}
 		r.att.layer = li
 		r.att.total = T * hp.heads
@@ -245,13 +248,20 @@ func swiglu(dst, g, u []float32) {
 	}
 }
 
+func toHalf(dst []uint16, src []float32) {
+	dst = dst[:len(src)]
+	for i, v := range src {
+		dst[i] = tensor.F32ToF16(v)
+	}
+}
+
 // attnTask computes attention for (token, head) pairs of one layer, split
 // across the pool: each token attends to positions 0..pos of its slot.
 type attnTask struct {
-	r      *runner
-	layer  int
-	total  int
-	scores [][]float32 // per worker, ctxLen
+	r       *runner
+	layer   int
+	total   int
+	scratch [][]uint16 // per worker: q and the accumulator, headDim each
 }
 
 // attnChunk is how many (token, head) pairs one chunk of attention covers.
@@ -266,42 +276,49 @@ func (a *attnTask) RunChunk(c, worker int) {
 	hp := r.hp
 	hd, kvDim, qDim := hp.headDim, hp.kvDim(), hp.qDim()
 	group := hp.heads / hp.kvHeads
-	scale := float32(1 / math.Sqrt(float64(hd)))
+	// 1/sqrtf(head_dim) in float32, as llama.cpp computes kq_scale.
+	scale := 1 / float32(math.Sqrt(float64(float32(hd))))
 	lo, hi := c*attnChunk, min((c+1)*attnChunk, a.total)
-	scores := a.scores[worker]
+	q16, acc := a.scratch[worker][:hd], a.scratch[worker][hd:2*hd]
 	for i := lo; i < hi; i++ {
 		t, h := i/hp.heads, i%hp.heads
 		pos, slot := r.b.pos[t], r.b.slot[t]
-		q := r.q[t*qDim+h*hd : t*qDim+(h+1)*hd]
-		kvh := h / group
-		base := r.kvOff(a.layer, slot, 0) + kvh*hd
+		toHalf(q16, r.q[t*qDim+h*hd:t*qDim+(h+1)*hd])
+		base := r.kvOff(a.layer, slot, 0) + (h/group)*hd
 		out := r.attIn.X[t*qDim+h*hd : t*qDim+(h+1)*hd]
-		attend(out, q, r.kc[base:], r.vc[base:], kvDim, pos, hd, scale, scores)
+		attend(out, q16, acc, r.kc[base:], r.vc[base:], kvDim, pos, scale)
 	}
 }
 
-// attend computes one head's attention output for one token: q against the
-// keys at positions 0..pos (k and v start at position 0 of this head, kvDim
-// apart), softmax, and the weighted sum of the values.
-func attend(out, q, k, v []float32, kvDim, pos, hd int, scale float32, scores []float32) {
-	s := scores[:pos+1]
-	mx := float32(math.Inf(-1))
-	for p := range s {
-		o := p * kvDim
-		d := tensor.Dot(q, k[o:o+hd]) * scale
-		s[p] = d
-		mx = max(mx, d)
-	}
+// attend computes one head's attention output for one token as ggml's CPU
+// flash attention does: q (in half) against the keys at positions 0..pos
+// (k and v start at position 0 of this head, kvDim apart), an online
+// softmax whose running sum is updated by FMA, and the values accumulated
+// in half precision (acc, headDim long) before the final division.
+func attend(out []float32, q, acc, k, v []uint16, kvDim, pos int, scale float32) {
+	hd := len(q)
+	clear(acc)
+	m := float32(math.Inf(-1))
 	var sum float32
-	for p, d := range s {
-		e := float32(math.Exp(float64(d - mx)))
-		s[p] = e
-		sum += e
+	for p := 0; p <= pos; p++ {
+		o := p * kvDim
+		s := tensor.DotHalf(k[o:o+hd], q) * scale
+		ms, vs := float32(1), float32(1)
+		if s > m {
+			ms = expf(m - s)
+			m = s
+			tensor.ScaleHalf(acc, ms)
+		} else {
+			vs = expf(s - m)
+		}
+		tensor.MadHalf(acc, v[o:o+hd], vs)
+		sum = tensor.FMA32(sum, ms, vs)
 	}
 	inv := 1 / sum
-	clear(out[:hd])
-	for p, e := range s {
-		o := p * kvDim
-		tensor.Axpy(e*inv, v[o:o+hd], out)
+	for d, h := range acc {
+		out[d] = tensor.F16ToF32(h) * inv
 	}
 }
+
+// expf is e^x rounded to float32 (libm's expf).
+func expf(x float32) float32 { return float32(math.Exp(float64(x))) }

@@ -73,35 +73,3 @@ func dotQ8r4Go(wd []float32, wq []int8, xd []float32, xq []int8, out *[4]float32
 		out[i] = dotQ8Go(wd[i*nb:(i+1)*nb], wq[i*nb*QK:(i+1)*nb*QK], xd, xq)
 	}
 }
-
-// dotF16Go is Σ a[i]*b[i] with b in IEEE half precision.
-func dotF16Go(a []float32, b []uint16) float32 {
-	b = b[:len(a)]
-	var s float32
-	for i, v := range a {
-		s += v * F16ToF32(b[i])
-	}
-	return s
-}
-
-// axpyF16Go is y[i] += a*x[i] with x in IEEE half precision.
-func axpyF16Go(a float32, x []uint16, y []float32) {
-	y = y[:len(x)]
-	for i, v := range x {
-		y[i] += a * F16ToF32(v)
-	}
-}
-
-// DotF16 is Σ a[i]*b[i] with b in half precision (len(b) >= len(a)).
-func DotF16(a []float32, b []uint16) float32 { return dotF16(a, b) }
-
-// AxpyF16 is y[i] += a*x[i] with x in half precision (len(y) >= len(x)).
-func AxpyF16(a float32, x []uint16, y []float32) { axpyF16(a, x, y) }
-
-// ToF16 rounds src into dst (half precision).
-func ToF16(dst []uint16, src []float32) {
-	dst = dst[:len(src)]
-	for i, v := range src {
-		dst[i] = F32ToF16(v)
-	}
-}

@@ -28,8 +28,7 @@ var useVNNI = hasAVX2 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.Ha
 
 // dotQ8VNNI is dotQ8 over activations prepared by Input (u = x XOR 0x80,
 // xe = each block's scale 8 times), two blocks per AVX-512 instruction.
-// Even and odd blocks accumulate in separate halves, so results can differ
-// from dotQ8Go in the last bits; the three VNNI forms agree exactly.
+// Blocks accumulate in order as in dotQ8Go, which it matches bit for bit.
 //
 //go:noescape
 func dotQ8VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb int) float32
@@ -136,32 +135,67 @@ func axpy(a float32, x, y []float32) {
 	axpyAVX2(a, &x[0], &y[0], n)
 }
 
-// dotF16AVX2 is dotF16Go for n a multiple of 8 (VCVTPH2PS; every AVX2 CPU
-// has F16C).
+// dotHalfAVX2 is the chunked part of dotHalfGo for n a multiple of 64: the
+// four 16-lane accumulators as eight 8-lane ones (lane arithmetic does not
+// depend on the register width), added and reduced in ggml's order.
 //
 //go:noescape
-func dotF16AVX2(a *float32, b *uint16, n int) float32
+func dotHalfAVX2(a, b *uint16, n int) float32
 
-// axpyF16AVX2 is axpyF16Go for n a multiple of 8.
+// madHalfAVX2 is madHalfGo for n a multiple of 8 (F16C conversions, FMA).
 //
 //go:noescape
-func axpyF16AVX2(a float32, x *uint16, y *float32, n int)
+func madHalfAVX2(y, x *uint16, v float32, n int)
 
-func dotF16(a []float32, b []uint16) float32 {
+// scaleHalfAVX2 is scaleHalfGo for n a multiple of 8.
+//
+//go:noescape
+func scaleHalfAVX2(y *uint16, v float32, n int)
+
+// dotHalfTailAVX2 is dotHalfTail (in float64) for n a multiple of 8.
+//
+//go:noescape
+func dotHalfTailAVX2(s float64, a, b *uint16, n int) float64
+
+func dotHalf(a, b []uint16) float32 {
 	n := len(a)
-	if !hasAVX2 || n == 0 || n%8 != 0 {
-		return dotF16Go(a, b)
+	if !hasAVX2 || n == 0 {
+		return dotHalfGo(a, b)
 	}
 	_ = b[n-1]
-	return dotF16AVX2(&a[0], &b[0], n)
+	np := n &^ 63
+	var s float64
+	if np > 0 {
+		s = float64(dotHalfAVX2(&a[0], &b[0], np))
+	}
+	if rest := n - np; rest%8 == 0 {
+		if rest > 0 {
+			s = dotHalfTailAVX2(s, &a[np], &b[np], rest)
+		}
+		return float32(s)
+	}
+	return dotHalfTail(s, a[np:], b[np:n])
 }
 
-func axpyF16(a float32, x []uint16, y []float32) {
-	n := len(x)
-	if !hasAVX2 || n == 0 || n%8 != 0 {
-		axpyF16Go(a, x, y)
+func madHalf(y, x []uint16, v float32) {
+	n := len(y)
+	n8 := n &^ 7
+	if !hasAVX2 || n8 == 0 {
+		madHalfGo(y, x, v)
 		return
 	}
-	_ = y[n-1]
-	axpyF16AVX2(a, &x[0], &y[0], n)
+	_ = x[n-1]
+	madHalfAVX2(&y[0], &x[0], v, n8)
+	madHalfGo(y[n8:], x[n8:n], v)
+}
+
+func scaleHalf(y []uint16, v float32) {
+	n := len(y)
+	n8 := n &^ 7
+	if !hasAVX2 || n8 == 0 {
+		scaleHalfGo(y, v)
+		return
+	}
+	scaleHalfAVX2(&y[0], v, n8)
+	scaleHalfGo(y[n8:], v)
 }

@@ -346,34 +346,60 @@ doneaxpy:
 	VZEROUPPER
 	RET
 
-// func dotF16AVX2(a *float32, b *uint16, n int) float32
-// Σ a[i]*float32(b[i]) for n a multiple of 8; b is IEEE half (VCVTPH2PS).
-TEXT ·dotF16AVX2(SB), NOSPLIT, $0-28
+// func dotHalfAVX2(a, b *uint16, n int) float32
+// n a multiple of 64. Accumulator j of ggml (elements i+16j..i+16j+15 of
+// each 64-chunk) is Y(2j) for its lanes 0-7 and Y(2j+1) for lanes 8-15.
+TEXT ·dotHalfAVX2(SB), NOSPLIT, $0-28
 	MOVQ a+0(FP), SI
 	MOVQ b+8(FP), DI
 	MOVQ n+16(FP), CX
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
 	XORQ AX, AX
-	MOVQ CX, DX
-	ANDQ $-16, DX
-loopf16:
-	CMPQ AX, DX
-	JGE tailf16
-	VCVTPH2PS (DI)(AX*2), Y2
-	VCVTPH2PS 16(DI)(AX*2), Y3
-	VFMADD231PS (SI)(AX*4), Y2, Y0
-	VFMADD231PS 32(SI)(AX*4), Y3, Y1
-	ADDQ $16, AX
-	JMP loopf16
-tailf16:
+loophalf:
 	CMPQ AX, CX
-	JGE reducef16
-	VCVTPH2PS (DI)(AX*2), Y2
-	VFMADD231PS (SI)(AX*4), Y2, Y0
-	ADDQ $8, AX
-	JMP tailf16
-reducef16:
+	JGE reducehalf
+	VCVTPH2PS (SI)(AX*2), Y8
+	VCVTPH2PS (DI)(AX*2), Y9
+	VFMADD231PS Y9, Y8, Y0
+	VCVTPH2PS 16(SI)(AX*2), Y8
+	VCVTPH2PS 16(DI)(AX*2), Y9
+	VFMADD231PS Y9, Y8, Y1
+	VCVTPH2PS 32(SI)(AX*2), Y8
+	VCVTPH2PS 32(DI)(AX*2), Y9
+	VFMADD231PS Y9, Y8, Y2
+	VCVTPH2PS 48(SI)(AX*2), Y8
+	VCVTPH2PS 48(DI)(AX*2), Y9
+	VFMADD231PS Y9, Y8, Y3
+	VCVTPH2PS 64(SI)(AX*2), Y8
+	VCVTPH2PS 64(DI)(AX*2), Y9
+	VFMADD231PS Y9, Y8, Y4
+	VCVTPH2PS 80(SI)(AX*2), Y8
+	VCVTPH2PS 80(DI)(AX*2), Y9
+	VFMADD231PS Y9, Y8, Y5
+	VCVTPH2PS 96(SI)(AX*2), Y8
+	VCVTPH2PS 96(DI)(AX*2), Y9
+	VFMADD231PS Y9, Y8, Y6
+	VCVTPH2PS 112(SI)(AX*2), Y8
+	VCVTPH2PS 112(DI)(AX*2), Y9
+	VFMADD231PS Y9, Y8, Y7
+	ADDQ $64, AX
+	JMP loophalf
+reducehalf:
+	// acc0 += acc2, acc1 += acc3, acc0 += acc1
+	VADDPS Y4, Y0, Y0
+	VADDPS Y5, Y1, Y1
+	VADDPS Y6, Y2, Y2
+	VADDPS Y7, Y3, Y3
+	VADDPS Y2, Y0, Y0
+	VADDPS Y3, Y1, Y1
+	// _mm512_reduce_add_ps: lanes i and i+8, then as hsum_float_8.
 	VADDPS Y1, Y0, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X0, X1, X1
@@ -385,23 +411,83 @@ reducef16:
 	MOVSS X0, ret+24(FP)
 	RET
 
-// func axpyF16AVX2(a float32, x *uint16, y *float32, n int)
-// y[i] += a*float32(x[i]) for n a multiple of 8.
-TEXT ·axpyF16AVX2(SB), NOSPLIT, $0-32
-	VBROADCASTSS a+0(FP), Y0
+// func madHalfAVX2(y, x *uint16, v float32, n int)
+// y[i] = half(fma(x[i], v, y[i])) for n a multiple of 8.
+TEXT ·madHalfAVX2(SB), NOSPLIT, $0-32
+	MOVQ y+0(FP), DI
 	MOVQ x+8(FP), SI
-	MOVQ y+16(FP), DI
+	VBROADCASTSS v+16(FP), Y0
 	MOVQ n+24(FP), CX
 	XORQ AX, AX
-loopaxf16:
+loopmad:
 	CMPQ AX, CX
-	JGE doneaxf16
+	JGE donemad
 	VCVTPH2PS (SI)(AX*2), Y1
-	VMOVUPS (DI)(AX*4), Y2
-	VFMADD231PS Y1, Y0, Y2
-	VMOVUPS Y2, (DI)(AX*4)
+	VCVTPH2PS (DI)(AX*2), Y2
+	VFMADD231PS Y0, Y1, Y2
+	VCVTPS2PH $0, Y2, X2
+	VMOVDQU X2, (DI)(AX*2)
 	ADDQ $8, AX
-	JMP loopaxf16
-doneaxf16:
+	JMP loopmad
+donemad:
 	VZEROUPPER
+	RET
+
+// func scaleHalfAVX2(y *uint16, v float32, n int)
+// y[i] = half(y[i]*v) for n a multiple of 8.
+TEXT ·scaleHalfAVX2(SB), NOSPLIT, $0-24
+	MOVQ y+0(FP), DI
+	VBROADCASTSS v+8(FP), Y0
+	MOVQ n+16(FP), CX
+	XORQ AX, AX
+loopscale:
+	CMPQ AX, CX
+	JGE donescale
+	VCVTPH2PS (DI)(AX*2), Y1
+	VMULPS Y0, Y1, Y1
+	VCVTPS2PH $0, Y1, X1
+	VMOVDQU X1, (DI)(AX*2)
+	ADDQ $8, AX
+	JMP loopscale
+donescale:
+	VZEROUPPER
+	RET
+
+// func dotHalfTailAVX2(s float64, a, b *uint16, n int) float64
+// s plus a[i]*b[i] for i < n (a multiple of 8), each product exact in float
+// and added to s in float64 one at a time, in order.
+TEXT ·dotHalfTailAVX2(SB), NOSPLIT, $0-40
+	MOVSD s+0(FP), X0
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ n+24(FP), CX
+	XORQ AX, AX
+looptail:
+	CMPQ AX, CX
+	JGE donetail
+	VCVTPH2PS (SI)(AX*2), Y1
+	VCVTPH2PS (DI)(AX*2), Y2
+	VMULPS Y2, Y1, Y1
+	VCVTPS2PD X1, Y3
+	VEXTRACTF128 $1, Y1, X4
+	VCVTPS2PD X4, Y4
+	VADDSD X3, X0, X0
+	VPERMILPD $1, X3, X5
+	VADDSD X5, X0, X0
+	VEXTRACTF128 $1, Y3, X5
+	VADDSD X5, X0, X0
+	VPERMILPD $1, X5, X5
+	VADDSD X5, X0, X0
+	VADDSD X4, X0, X0
+	VPERMILPD $1, X4, X5
+	VADDSD X5, X0, X0
+	VEXTRACTF128 $1, Y4, X5
+	VADDSD X5, X0, X0
+	VPERMILPD $1, X5, X5
+	VADDSD X5, X0, X0
+	ADDQ $8, AX
+	JMP looptail
+donetail:
+	VZEROUPPER
+	MOVSD X0, ret+32(FP)
 	RET

@@ -41,6 +41,8 @@ func dotQ8r4(wd []float32, wq []int8, xd []float32, xq []int8, out *[4]float32) 
 	dotQ8r4Go(wd, wq, xd, xq, out)
 }
 
-func dotF16(a []float32, b []uint16) float32 { return dotF16Go(a, b) }
+func dotHalf(a, b []uint16) float32 { return dotHalfGo(a, b) }
 
-func axpyF16(a float32, x []uint16, y []float32) { axpyF16Go(a, x, y) }
+func madHalf(y, x []uint16, v float32) { madHalfGo(y, x, v) }
+
+func scaleHalf(y []uint16, v float32) { scaleHalfGo(y, v) }

@@ -31,8 +31,7 @@ type Pool struct {
 	mu      sync.Mutex
 	task    Task          // the current task, published by seq
 	seq     atomic.Uint64 // task generation
-	claim   atomic.Uint64 // generation<<32 | next chunk
-	chunks  atomic.Int64  // chunks in the current task
+	claim   atomic.Uint64 // claimWord(generation, chunks, next chunk)
 	done    atomic.Int64  // chunks finished in the current task
 	workers []*worker
 	closed  atomic.Bool
@@ -90,21 +89,38 @@ func (p *Pool) work(id int, w *worker) {
 	}
 }
 
+// The claim word holds a task's generation (24 bits), its chunk count and
+// the next chunk to run (20 bits each). Keeping the count in the same word
+// as the generation matters: a worker that read the count of a newer task
+// but the claim word of the older one would claim a chunk that does not
+// exist, run it against the newer task and count it done, so that the
+// newer Do could return before its last chunk finished.
+const (
+	claimBits = 20
+	maxChunks = 1<<claimBits - 1
+	claimMask = 1<<claimBits - 1
+	genMask   = 1<<(64-2*claimBits) - 1
+)
+
+func claimWord(gen uint64, chunks, next int) uint64 {
+	return (gen&genMask)<<(2*claimBits) | uint64(chunks)<<claimBits | uint64(next)
+}
+
 // runChunks claims and runs chunks of generation gen until none are left or
 // the generation has moved on. The task is read only after a successful
-// claim, which orders the read after Do's write of it (and a late worker
-// of an old generation never reads it).
+// claim, which orders the read after Do's write of it; and Do cannot return
+// (so no newer task can replace it) while a claimed chunk is unfinished.
 func (p *Pool) runChunks(gen uint64, id int) {
-	n := uint64(p.chunks.Load())
 	for {
 		v := p.claim.Load()
-		if v>>32 != gen&0xffffffff || v&0xffffffff >= n {
+		next, n := int(v&claimMask), int(v>>claimBits&claimMask)
+		if v>>(2*claimBits) != gen&genMask || next >= n {
 			return
 		}
 		if !p.claim.CompareAndSwap(v, v+1) {
 			continue
 		}
-		p.task.RunChunk(int(v&0xffffffff), id)
+		p.task.RunChunk(next, id)
 		p.done.Add(1)
 	}
 }
@@ -115,16 +131,15 @@ func (p *Pool) Threads() int { return p.n }
 // Do runs every chunk of t and returns when all are done.
 func (p *Pool) Do(t Task) {
 	n := t.Chunks()
-	if p.n == 1 || n <= 1 {
+	if p.n == 1 || n <= 1 || n > maxChunks {
 		p.DoSerial(t)
 		return
 	}
 	p.mu.Lock()
 	gen := p.seq.Load() + 1
 	p.task = t
-	p.chunks.Store(int64(n))
 	p.done.Store(0)
-	p.claim.Store((gen & 0xffffffff) << 32)
+	p.claim.Store(claimWord(gen, n, 0))
 	p.seq.Store(gen)
 	for _, w := range p.workers {
 		if w.sleeping.Load() {
