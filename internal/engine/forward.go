@@ -305,20 +305,21 @@ func attend(out []float32, q, acc, k, v []uint16, kvDim, pos int, scale float32)
 		s := tensor.DotHalf(k[o:o+hd], q) * scale
 		ms, vs := float32(1), float32(1)
 		if s > m {
-			ms = expf(m - s)
+			ms = tensor.Expf(m - s)
 			m = s
 			tensor.ScaleHalf(acc, ms)
 		} else {
-			vs = expf(s - m)
+			vs = tensor.Expf(s - m)
 		}
 		tensor.MadHalf(acc, v[o:o+hd], vs)
-		sum = tensor.FMA32(sum, ms, vs)
+		if ms == 1 {
+			sum += vs // = fma(sum, 1, vs): one rounding either way
+		} else {
+			sum = tensor.FMA32(sum, ms, vs)
+		}
 	}
 	inv := 1 / sum
 	for d, h := range acc {
 		out[d] = tensor.F16ToF32(h) * inv
 	}
 }
-
-// expf is e^x rounded to float32 (libm's expf).
-func expf(x float32) float32 { return float32(math.Exp(float64(x))) }

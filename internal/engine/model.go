@@ -173,8 +173,9 @@ func newModel(f *gguf.File, opts Options) (*Model, error) {
 	return m, nil
 }
 
+// kvBytes is the KV cache: keys and values, 2 bytes (half) each.
 func kvBytes(hp hparams, o Options) int64 {
-	return 2 * 4 * int64(hp.layers) * int64(o.MaxBatch) * int64(o.CtxLen) * int64(hp.kvDim())
+	return 2 * 2 * int64(hp.layers) * int64(o.MaxBatch) * int64(o.CtxLen) * int64(hp.kvDim())
 }
 
 // quantName names the weights' dominant type, as `ollama show` does.
