@@ -186,9 +186,12 @@ func TestBatchingMatchesSolo(t *testing.T) {
 			if raceEnabled && name != "stories260K.gguf" {
 				t.Skip("15M model under the race detector; covered without it")
 			}
-			m := loadModel(t, name, Options{Threads: 2, MaxBatch: 4})
+			// Nine prompts on eight slots: batches of 1 to 8 tokens, so every
+			// kernel form (1 and 4 rows, 4 and 8 tokens) takes part.
+			m := loadModel(t, name, Options{Threads: 2, MaxBatch: 8})
 			s := startScheduler(t, m)
-			prompts := []string{"Once upon a time", "The little dog ran to the park and", "Tom had 3 apples and 12 pears.", "She said"}
+			prompts := []string{"Once upon a time", "The little dog ran to the park and", "Tom had 3 apples and 12 pears.", "She said",
+				"A cat", "Lily and Ben", "One day,", "The sun was", "Then she left."}
 			solo := make([][]int, len(prompts))
 			for i, p := range prompts {
 				solo[i], _, _ = requestText(t, s, context.Background(), Request{Prompt: encodePrompt(m.Tokenizer(), p), MaxTokens: 40, IgnoreEOS: true})
@@ -209,7 +212,7 @@ func TestBatchingMatchesSolo(t *testing.T) {
 					t.Errorf("%q batched:\n%v\nsolo:\n%v", prompts[i], got[i], solo[i])
 				}
 			}
-			if st := s.Stats(); st.Running != 0 || st.Waiting != 0 || st.Slots != 4 || st.Steps == 0 {
+			if st := s.Stats(); st.Running != 0 || st.Waiting != 0 || st.Slots != 8 || st.Steps == 0 {
 				t.Errorf("stats after the run: %+v", st)
 			}
 		})

@@ -128,9 +128,10 @@ func newRunner(m *Model, slots, ctxLen, maxT, maxLogits int) *runner {
 	r.gate = make([]float32, maxT*hp.ffn)
 	r.up = make([]float32, maxT*hp.ffn)
 	r.logits = make([]float32, max(maxLogits, 1)*hp.vocab)
-	r.att = attnTask{r: r, scratch: make([][]uint16, m.pool.Threads())}
+	r.att = attnTask{r: r, scratch: make([][]uint16, m.pool.Threads()), scores: make([][]float32, m.pool.Threads())}
 	for i := range r.att.scratch {
 		r.att.scratch[i] = make([]uint16, 2*hp.headDim)
+		r.att.scores[i] = make([]float32, ctxLen)
 	}
 	return r
 }
@@ -261,7 +262,8 @@ type attnTask struct {
 	r       *runner
 	layer   int
 	total   int
-	scratch [][]uint16 // per worker: q and the accumulator, headDim each
+	scratch [][]uint16  // per worker: q and the accumulator, headDim each
+	scores  [][]float32 // per worker: one query's scores, ctxLen
 }
 
 // attnChunk is how many (token, head) pairs one chunk of attention covers.
@@ -286,7 +288,7 @@ func (a *attnTask) RunChunk(c, worker int) {
 		toHalf(q16, r.q[t*qDim+h*hd:t*qDim+(h+1)*hd])
 		base := r.kvOff(a.layer, slot, 0) + (h/group)*hd
 		out := r.attIn.X[t*qDim+h*hd : t*qDim+(h+1)*hd]
-		attend(out, q16, acc, r.kc[base:], r.vc[base:], kvDim, pos, scale)
+		attend(out, q16, acc, r.kc[base:], r.vc[base:], kvDim, pos, scale, a.scores[worker])
 	}
 }
 
@@ -295,14 +297,17 @@ func (a *attnTask) RunChunk(c, worker int) {
 // (k and v start at position 0 of this head, kvDim apart), an online
 // softmax whose running sum is updated by FMA, and the values accumulated
 // in half precision (acc, headDim long) before the final division.
-func attend(out []float32, q, acc, k, v []uint16, kvDim, pos int, scale float32) {
+func attend(out []float32, q, acc, k, v []uint16, kvDim, pos int, scale float32, scores []float32) {
 	hd := len(q)
 	clear(acc)
+	// The scores first: they are independent, so they compute side by side.
+	scores = scores[:pos+1]
+	tensor.DotHalfRows(scores, k, kvDim, q)
 	m := float32(math.Inf(-1))
 	var sum float32
-	for p := 0; p <= pos; p++ {
+	for p, s := range scores {
 		o := p * kvDim
-		s := tensor.DotHalf(k[o:o+hd], q) * scale
+		s *= scale
 		ms, vs := float32(1), float32(1)
 		if s > m {
 			ms = tensor.Expf(m - s)

@@ -49,6 +49,18 @@ func FMA32(a, b, c float32) float32 {
 // products added one by one in float64.
 func DotHalf(a, b []uint16) float32 { return dotHalf(a, b) }
 
+// DotHalfRows is dst[p] = DotHalf(k[p*stride:p*stride+len(q)], q) for every
+// p < len(dst): the scores of one query against a run of cached keys.
+func DotHalfRows(dst []float32, k []uint16, stride int, q []uint16) {
+	dotHalfRows(dst, k, stride, q)
+}
+
+func dotHalfRowsGo(dst []float32, k []uint16, stride int, q []uint16) {
+	for p := range dst {
+		dst[p] = dotHalfGo(k[p*stride:p*stride+len(q)], q)
+	}
+}
+
 // MadHalf is y[i] = half(fma(x[i], v, y[i])) (ggml_vec_mad_f16).
 func MadHalf(y, x []uint16, v float32) { madHalf(y, x, v) }
 

@@ -39,11 +39,11 @@ func dotQ8VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb int) float32
 //go:noescape
 func dotQ8x4VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb, eStride, uStride int, out *[4]float32)
 
-// dotQ8x8VNNI is eight dotQ8VNNI of one row with tokens stride bytes apart
-// (the same stride for xe and xu).
+// dotQ8x8VNNI is eight dotQ8VNNI of one row, with the tokens as four pairs
+// in the interleaved layout of Input.u2/xe2, stride bytes between pairs.
 //
 //go:noescape
-func dotQ8x8VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb, stride int, out *[8]float32)
+func dotQ8x8VNNI(wd *float32, wq *int8, xe2 *float32, xu2 *int8, nb, stride int, out *[8]float32)
 
 // dotQ8r4VNNI is four dotQ8VNNI of consecutive rows with one token.
 //
@@ -156,6 +156,27 @@ func scaleHalfAVX2(y *uint16, v float32, n int)
 //
 //go:noescape
 func dotHalfTailAVX2(s float64, a, b *uint16, n int) float64
+
+// dotHalfTail4AVX2 is four dotHalfTail of rows stride apart with one q.
+//
+//go:noescape
+func dotHalfTail4AVX2(k *uint16, stride int, q *uint16, n int, out *[4]float32)
+
+func dotHalfRows(dst []float32, k []uint16, stride int, q []uint16) {
+	n := len(q)
+	p := 0
+	if hasAVX2 && n > 0 && n < 64 && n%8 == 0 && len(dst) >= 4 {
+		_ = k[(len(dst)-1)*stride+n-1]
+		var o [4]float32
+		for ; p+4 <= len(dst); p += 4 {
+			dotHalfTail4AVX2(&k[p*stride], stride, &q[0], n, &o)
+			copy(dst[p:p+4], o[:])
+		}
+	}
+	for ; p < len(dst); p++ {
+		dst[p] = dotHalf(k[p*stride:p*stride+n], q)
+	}
+}
 
 func dotHalf(a, b []uint16) float32 {
 	n := len(a)

@@ -491,3 +491,66 @@ donetail:
 	VZEROUPPER
 	MOVSD X0, ret+32(FP)
 	RET
+
+// func dotHalfTail4AVX2(k *uint16, stride int, q *uint16, n int, out *[4]float32)
+// out[j] = Σ k[j*stride+i]*q[i] for j < 4, i < n (a multiple of 8), each as
+// dotHalfTailAVX2 from zero: the four float64 chains are independent, so
+// they run side by side instead of one after another.
+TEXT ·dotHalfTail4AVX2(SB), NOSPLIT, $0-40
+	MOVQ k+0(FP), SI
+	MOVQ stride+8(FP), R8
+	SHLQ $1, R8                   // bytes between rows
+	MOVQ q+16(FP), DI
+	MOVQ n+24(FP), CX
+	LEAQ (SI)(R8*1), R9
+	LEAQ (SI)(R8*2), R10
+	LEAQ (R9)(R8*2), R11
+	VXORPD X0, X0, X0
+	VXORPD X6, X6, X6
+	VXORPD X7, X7, X7
+	VXORPD X8, X8, X8
+	XORQ AX, AX
+
+#define CHAIN8(kptr, acc) \
+	VCVTPH2PS kptr, Y1; \
+	VMULPS Y2, Y1, Y1; \
+	VCVTPS2PD X1, Y3; \
+	VEXTRACTF128 $1, Y1, X4; \
+	VCVTPS2PD X4, Y4; \
+	VADDSD X3, acc, acc; \
+	VPERMILPD $1, X3, X5; \
+	VADDSD X5, acc, acc; \
+	VEXTRACTF128 $1, Y3, X5; \
+	VADDSD X5, acc, acc; \
+	VPERMILPD $1, X5, X5; \
+	VADDSD X5, acc, acc; \
+	VADDSD X4, acc, acc; \
+	VPERMILPD $1, X4, X5; \
+	VADDSD X5, acc, acc; \
+	VEXTRACTF128 $1, Y4, X5; \
+	VADDSD X5, acc, acc; \
+	VPERMILPD $1, X5, X5; \
+	VADDSD X5, acc, acc
+
+loop4tail:
+	CMPQ AX, CX
+	JGE done4tail
+	VCVTPH2PS (DI)(AX*2), Y2
+	CHAIN8((SI)(AX*2), X0)
+	CHAIN8((R9)(AX*2), X6)
+	CHAIN8((R10)(AX*2), X7)
+	CHAIN8((R11)(AX*2), X8)
+	ADDQ $8, AX
+	JMP loop4tail
+done4tail:
+	MOVQ out+32(FP), DI
+	VCVTSD2SS X0, X0, X0
+	VMOVSS X0, 0(DI)
+	VCVTSD2SS X6, X6, X6
+	VMOVSS X6, 4(DI)
+	VCVTSD2SS X7, X7, X7
+	VMOVSS X7, 8(DI)
+	VCVTSD2SS X8, X8, X8
+	VMOVSS X8, 12(DI)
+	VZEROUPPER
+	RET

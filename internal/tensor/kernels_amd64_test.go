@@ -61,7 +61,7 @@ func TestVNNIKernels(t *testing.T) {
 		in8.Set(8)
 		in8.prepare(wq)
 		var o8 [8]float32
-		dotQ8x8VNNI(&wq.Q8.D[nb], &wq.Q8.Qs[cols], &in8.xe[0], &in8.u[0], nb, vs, &o8)
+		dotQ8x8VNNI(&wq.Q8.D[nb], &wq.Q8.Qs[cols], &in8.xe2[0], &in8.u2[0], nb, nb*64, &o8)
 		for i := range 8 {
 			one := dotQ8VNNI(&wq.Q8.D[nb], &wq.Q8.Qs[cols], &in8.xe[i*in8.ePer], &in8.u[i*vs], nb)
 			if o8[i] != one {

@@ -13,7 +13,7 @@ func dotQ8x4VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb, eStride, uStr
 	panic("no VNNI")
 }
 
-func dotQ8x8VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb, stride int, out *[8]float32) {
+func dotQ8x8VNNI(wd *float32, wq *int8, xe2 *float32, xu2 *int8, nb, stride int, out *[8]float32) {
 	panic("no VNNI")
 }
 
@@ -42,6 +42,10 @@ func dotQ8r4(wd []float32, wq []int8, xd []float32, xq []int8, out *[4]float32) 
 }
 
 func dotHalf(a, b []uint16) float32 { return dotHalfGo(a, b) }
+
+func dotHalfRows(dst []float32, k []uint16, stride int, q []uint16) {
+	dotHalfRowsGo(dst, k, stride, q)
+}
 
 func madHalf(y, x []uint16, v float32) { madHalfGo(y, x, v) }
 

@@ -251,80 +251,92 @@ r4done:
 	VZEROUPPER
 	RET
 
-// func dotQ8x8VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb, stride int, out *[8]float32)
-// Eight tokens, token t's pairs at xe + t*stride and xu + t*stride (bytes).
+// acc += (wd·xd) * Σ x·w for two tokens of one block b: their u quants
+// (32 bytes each) side by side at uaddr, their scales 8 times each at
+// eaddr; Z4 holds the block's weights in both halves, Z5 128·Σw, Z6 the
+// block's weight scale. One FMA per block per token, in block order.
+#define PAIRSTEP(uaddr, eaddr, acc) \
+	VMOVDQU8 uaddr, Z8; \
+	VPXORD Z9, Z9, Z9; \
+	VPDPBUSD Z4, Z8, Z9; \
+	VPSUBD Z5, Z9, Z9; \
+	VCVTDQ2PS Z9, Z9; \
+	VMULPS eaddr, Z6, Z10; \
+	VFMADD231PS Z9, Z10, acc
+
+// X1 = hsum_float_8 of the high half of Zacc.
+#define HSUMHI(Zacc) \
+	VEXTRACTF64X4 $1, Zacc, Y1; \
+	VEXTRACTF128 $1, Y1, X2; \
+	VADDPS X1, X2, X1; \
+	VMOVHLPS X1, X1, X2; \
+	VADDPS X2, X1, X1; \
+	VMOVSHDUP X1, X2; \
+	VADDSS X2, X1, X1
+
+// func dotQ8x8VNNI(wd *float32, wq *int8, xe2 *float32, xu2 *int8, nb, stride int, out *[8]float32)
+// Eight tokens as four pairs, pair p's interleaved quants and scales at
+// xu2 + p*stride and xe2 + p*stride (bytes): a pair per 512-bit register,
+// one block at a time, so each token accumulates exactly as dotQ8Go does.
 TEXT ·dotQ8x8VNNI(SB), NOSPLIT, $0-56
 	MOVQ wd+0(FP), SI
 	MOVQ wq+8(FP), DI
-	MOVQ xe+16(FP), R8
-	MOVQ xu+24(FP), R9
+	MOVQ xe2+16(FP), R8
+	MOVQ xu2+24(FP), R9
 	MOVQ nb+32(FP), DX
 	MOVQ stride+40(FP), R10
 	LEAQ (R10)(R10*2), R12
-	LEAQ (R8)(R10*4), R11         // tokens 4-7: scales
-	LEAQ (R9)(R10*4), R13         // tokens 4-7: quants
-	CONSTS
+	MOVL $0x80808080, AX
+	VPBROADCASTD AX, Z31
 	VPXORD Z0, Z0, Z0
 	VPXORD Z11, Z11, Z11
 	VPXORD Z12, Z12, Z12
 	VPXORD Z13, Z13, Z13
-	VPXORD Z14, Z14, Z14
-	VPXORD Z16, Z16, Z16
-	VPXORD Z17, Z17, Z17
-	VPXORD Z18, Z18, Z18
 	// R15 walks the next row's quants (the caller's next call), 64 bytes
-	// per pair of blocks: prefetched one call ahead.
+	// per two blocks: prefetched one call ahead.
 	MOVQ DX, R15
 	SHLQ $5, R15
 	ADDQ DI, R15
 	XORQ AX, AX
-v8loop:
+p8loop:
 	CMPQ AX, DX
-	JGE v8done
+	JGE p8done
+	TESTQ $1, AX
+	JNZ p8nopf
 	PREFETCHT0 (R15)
 	ADDQ $64, R15
-	TESTQ $15, AX
-	JNZ v8noreload
-	GROUPMASK
-	VMOVUPS.Z (SI), K2, Z20
-	ADDQ $64, SI
-v8noreload:
-	PAIRMASK
-	WLOAD((DI))
-	VPERMPS Z20, Z29, Z6
-	TOKSTEP((R9), (R8), Y0)
-	TOKSTEP((R9)(R10*1), (R8)(R10*1), Y11)
-	TOKSTEP((R9)(R10*2), (R8)(R10*2), Y12)
-	TOKSTEP((R9)(R12*1), (R8)(R12*1), Y13)
-	TOKSTEP((R13), (R11), Y14)
-	TOKSTEP((R13)(R10*1), (R11)(R10*1), Y16)
-	TOKSTEP((R13)(R10*2), (R11)(R10*2), Y17)
-	TOKSTEP((R13)(R12*1), (R11)(R12*1), Y18)
-	VPADDD Z30, Z29, Z29
-	ADDQ $64, DI
+p8nopf:
+	VBROADCASTI64X4 (DI), Z4
+	VPXORD Z5, Z5, Z5
+	VPDPBUSD Z4, Z31, Z5
+	VBROADCASTSS (SI), Z6
+	PAIRSTEP((R9), (R8), Z0)
+	PAIRSTEP((R9)(R10*1), (R8)(R10*1), Z11)
+	PAIRSTEP((R9)(R10*2), (R8)(R10*2), Z12)
+	PAIRSTEP((R9)(R12*1), (R8)(R12*1), Z13)
+	ADDQ $32, DI
+	ADDQ $4, SI
 	ADDQ $64, R9
 	ADDQ $64, R8
-	ADDQ $64, R11
-	ADDQ $64, R13
-	ADDQ $2, AX
-	JMP v8loop
-v8done:
+	INCQ AX
+	JMP p8loop
+p8done:
 	MOVQ out+48(FP), DI
 	HSUM(Y0)
 	VMOVSS X1, 0(DI)
-	HSUM(Y11)
+	HSUMHI(Z0)
 	VMOVSS X1, 4(DI)
-	HSUM(Y12)
+	HSUM(Y11)
 	VMOVSS X1, 8(DI)
-	HSUM(Y13)
+	HSUMHI(Z11)
 	VMOVSS X1, 12(DI)
-	HSUM(Y14)
+	HSUM(Y12)
 	VMOVSS X1, 16(DI)
-	HSUM(Y16)
+	HSUMHI(Z12)
 	VMOVSS X1, 20(DI)
-	HSUM(Y17)
+	HSUM(Y13)
 	VMOVSS X1, 24(DI)
-	HSUM(Y18)
+	HSUMHI(Z13)
 	VMOVSS X1, 28(DI)
 	VZEROUPPER
 	RET

@@ -18,6 +18,11 @@ type Input struct {
 	u    []int8
 	xe   []float32
 	ePer int
+	// For the 8-token VNNI kernel: tokens in pairs, each block's quants of
+	// the two side by side (64 bytes) and its scales 8 times each (16
+	// floats); pair p at u2[p*nb*64:] and xe2[p*nb*16:].
+	u2  []int8
+	xe2 []float32
 }
 
 // NewInput allocates an Input for up to maxT vectors of cols values.
@@ -30,6 +35,10 @@ func NewInput(maxT, cols int) *Input {
 			in.ePer = (nb + 1) &^ 1 * 8
 			in.u = make([]int8, maxT*in.ePer*4)
 			in.xe = make([]float32, maxT*in.ePer+16)
+			if maxT >= 8 {
+				in.u2 = make([]int8, maxT/2*nb*64)
+				in.xe2 = make([]float32, maxT/2*nb*16)
+			}
 		}
 	}
 	in.half = make([]float32, maxT*cols)
@@ -63,6 +72,19 @@ func (in *Input) prepare(m *Matrix) {
 					}
 				}
 				clear(e[nb*8:])
+			}
+			for t := 0; t < in.T&^7; t += 2 { // only the 8-token kernel reads these
+				u2 := in.u2[t/2*nb*64 : (t/2+1)*nb*64]
+				e2 := in.xe2[t/2*nb*16 : (t/2+1)*nb*16]
+				for b := range nb {
+					for k := range 2 {
+						copy(u2[b*64+k*32:b*64+k*32+32], in.u[(t+k)*in.ePer*4+b*32:])
+						d := in.q.D[(t+k)*nb+b]
+						for l := range 8 {
+							e2[b*16+k*8+l] = d
+						}
+					}
+				}
 			}
 		}
 		in.hasQ = true
@@ -230,7 +252,7 @@ func (j *Job) rowsVNNI(r0, r1 int) {
 			// Eight, then four, activation vectors per pass share each
 			// weight load.
 			for ; t+8 <= in.T; t += 8 {
-				dotQ8x8VNNI(wd, wq, &in.xe[t*in.ePer], &in.u[t*vs], nb, vs, &o8)
+				dotQ8x8VNNI(wd, wq, &in.xe2[t/2*nb*16], &in.u2[t/2*nb*64], nb, nb*64, &o8)
 				for i, v := range o8 {
 					j.Out[(t+i)*stride+r] = v + b
 				}

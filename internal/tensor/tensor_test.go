@@ -100,6 +100,16 @@ func TestKernelsMatchTwins(t *testing.T) {
 		if got, want := dotHalf(a, b), dotHalfGo(a, b); got != want {
 			t.Errorf("dotHalf n=%d: %g, twin %g", n, got, want)
 		}
+		for _, rows := range []int{1, 4, 7, 9} {
+			stride := n + 8
+			k := half(rows * stride)
+			got, want := make([]float32, rows), make([]float32, rows)
+			dotHalfRows(got, k, stride, a)
+			dotHalfRowsGo(want, k, stride, a)
+			if !slices.Equal(got, want) {
+				t.Errorf("dotHalfRows n=%d rows=%d: %v, twin %v", n, rows, got, want)
+			}
+		}
 		y1 := half(n)
 		y2 := append([]uint16(nil), y1...)
 		madHalf(y1, a, -0.7)
