@@ -1,7 +1,6 @@
 # Short fuzzing of the response cache's parsers of untrusted input: the
 # request canonicaliser (cache keys) and the upstream SSE capture. Their seed
 # corpora also run as plain tests in `go test`.
-FUZZTIME ?= 10s
 
 TEST_TARGETS += test-fuzz-cache
 .PHONY: test-fuzz-cache

@@ -1,7 +1,6 @@
 # Short fuzzing of the gateway edge's untrusted-input parsers: the API key
 # file (internal/auth) and Ollama request translation (internal/ollama).
 # Their seed corpora also run as plain tests in `go test`.
-FUZZTIME ?= 10s
 
 TEST_TARGETS += test-fuzz-edge
 .PHONY: test-fuzz-edge

@@ -2,7 +2,6 @@
 # rendering with hostile message contents. (FuzzRequests in
 # internal/modelsvc runs its seed corpus in `go test`; fuzz it by hand with
 # go test -run '^$' -fuzz FuzzRequests ./internal/modelsvc.)
-FUZZTIME ?= 10s
 
 TEST_TARGETS += test-fuzz-modelsvc
 .PHONY: test-fuzz-modelsvc

@@ -4,5 +4,5 @@ TEST_TARGETS += test-storage
 
 .PHONY: test-storage
 test-storage:
-	$(GO) test -run '^$$' -fuzz '^FuzzManifest$$' -fuzztime 15s ./internal/storage
-	$(GO) test -run '^$$' -fuzz '^FuzzRepoName$$' -fuzztime 15s ./internal/storage
+	$(GO) test -run '^$$' -fuzz '^FuzzManifest$$' -fuzztime $(STORAGE_FUZZTIME) ./internal/storage
+	$(GO) test -run '^$$' -fuzz '^FuzzRepoName$$' -fuzztime $(STORAGE_FUZZTIME) ./internal/storage
