@@ -39,11 +39,12 @@ func dotQ8VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb int) float32
 //go:noescape
 func dotQ8x4VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb, eStride, uStride int, out *[4]float32)
 
-// dotQ8x8VNNI is eight dotQ8VNNI of one row, with the tokens as four pairs
-// in the interleaved layout of Input.u2/xe2, stride bytes between pairs.
+// dotQ8x8VNNI is dotQ8VNNI of rows consecutive rows with eight tokens, the
+// tokens as four pairs in the interleaved layout of Input.u2/xe2 (stride
+// bytes between pairs); row r, token i lands at out[i*outStride+r].
 //
 //go:noescape
-func dotQ8x8VNNI(wd *float32, wq *int8, xe2 *float32, xu2 *int8, nb, stride int, out *[8]float32)
+func dotQ8x8VNNI(wd *float32, wq *int8, xe2 *float32, xu2 *int8, nb, stride, rows int, out *float32, outStride int)
 
 // dotQ8r4VNNI is four dotQ8VNNI of consecutive rows with one token.
 //

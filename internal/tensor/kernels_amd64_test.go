@@ -60,12 +60,15 @@ func TestVNNIKernels(t *testing.T) {
 		copy(in8.X, randVec(r, 8*cols))
 		in8.Set(8)
 		in8.prepare(wq)
-		var o8 [8]float32
-		dotQ8x8VNNI(&wq.Q8.D[nb], &wq.Q8.Qs[cols], &in8.xe2[0], &in8.u2[0], nb, nb*64, &o8)
+		// Four rows at once, outputs 5 apart per token.
+		o8 := make([]float32, 8*5)
+		dotQ8x8VNNI(&wq.Q8.D[0], &wq.Q8.Qs[0], &in8.xe2[0], &in8.u2[0], nb, nb*64, 4, &o8[0], 5)
 		for i := range 8 {
-			one := dotQ8VNNI(&wq.Q8.D[nb], &wq.Q8.Qs[cols], &in8.xe[i*in8.ePer], &in8.u[i*vs], nb)
-			if o8[i] != one {
-				t.Fatalf("nb=%d x8 token %d: %g vs single %g", nb, i, o8[i], one)
+			for row := range 4 {
+				one := dotQ8VNNI(&wq.Q8.D[row*nb], &wq.Q8.Qs[row*cols], &in8.xe[i*in8.ePer], &in8.u[i*vs], nb)
+				if o8[i*5+row] != one {
+					t.Fatalf("nb=%d x8 token %d row %d: %g vs single %g", nb, i, row, o8[i*5+row], one)
+				}
 			}
 		}
 	}

@@ -274,29 +274,40 @@ r4done:
 	VMOVSHDUP X1, X2; \
 	VADDSS X2, X1, X1
 
-// func dotQ8x8VNNI(wd *float32, wq *int8, xe2 *float32, xu2 *int8, nb, stride int, out *[8]float32)
-// Eight tokens as four pairs, pair p's interleaved quants and scales at
-// xu2 + p*stride and xe2 + p*stride (bytes): a pair per 512-bit register,
-// one block at a time, so each token accumulates exactly as dotQ8Go does.
-TEXT ·dotQ8x8VNNI(SB), NOSPLIT, $0-56
+// func dotQ8x8VNNI(wd *float32, wq *int8, xe2 *float32, xu2 *int8, nb, stride, rows int, out *float32, outStride int)
+// rows consecutive weight rows (from wd, wq) against eight tokens as four
+// pairs, pair p's interleaved quants and scales at xu2 + p*stride and xe2 +
+// p*stride (bytes): a pair per 512-bit register, one block at a time, so
+// each token accumulates exactly as dotQ8Go does. Row r, token i goes to
+// out[i*outStride + r]. One call covers many rows: the per-call cost would
+// dominate short rows (the output matrix has 32000 rows of 9 blocks).
+TEXT ·dotQ8x8VNNI(SB), NOSPLIT, $0-72
 	MOVQ wd+0(FP), SI
 	MOVQ wq+8(FP), DI
-	MOVQ xe2+16(FP), R8
-	MOVQ xu2+24(FP), R9
+	MOVQ xe2+16(FP), R11
+	MOVQ xu2+24(FP), R14
 	MOVQ nb+32(FP), DX
 	MOVQ stride+40(FP), R10
+	MOVQ rows+48(FP), R13
+	MOVQ out+56(FP), BX
+	MOVQ outStride+64(FP), CX
+	SHLQ $2, CX
 	LEAQ (R10)(R10*2), R12
 	MOVL $0x80808080, AX
 	VPBROADCASTD AX, Z31
+	// R15 walks the quants one row ahead, 64 bytes per two blocks.
+	MOVQ DX, R15
+	SHLQ $5, R15
+	ADDQ DI, R15
+p8row:
+	TESTQ R13, R13
+	JLE p8end
 	VPXORD Z0, Z0, Z0
 	VPXORD Z11, Z11, Z11
 	VPXORD Z12, Z12, Z12
 	VPXORD Z13, Z13, Z13
-	// R15 walks the next row's quants (the caller's next call), 64 bytes
-	// per two blocks: prefetched one call ahead.
-	MOVQ DX, R15
-	SHLQ $5, R15
-	ADDQ DI, R15
+	MOVQ R11, R8
+	MOVQ R14, R9
 	XORQ AX, AX
 p8loop:
 	CMPQ AX, DX
@@ -321,22 +332,33 @@ p8nopf:
 	INCQ AX
 	JMP p8loop
 p8done:
-	MOVQ out+48(FP), DI
+	MOVQ BX, R8
 	HSUM(Y0)
-	VMOVSS X1, 0(DI)
+	VMOVSS X1, (R8)
+	ADDQ CX, R8
 	HSUMHI(Z0)
-	VMOVSS X1, 4(DI)
+	VMOVSS X1, (R8)
+	ADDQ CX, R8
 	HSUM(Y11)
-	VMOVSS X1, 8(DI)
+	VMOVSS X1, (R8)
+	ADDQ CX, R8
 	HSUMHI(Z11)
-	VMOVSS X1, 12(DI)
+	VMOVSS X1, (R8)
+	ADDQ CX, R8
 	HSUM(Y12)
-	VMOVSS X1, 16(DI)
+	VMOVSS X1, (R8)
+	ADDQ CX, R8
 	HSUMHI(Z12)
-	VMOVSS X1, 20(DI)
+	VMOVSS X1, (R8)
+	ADDQ CX, R8
 	HSUM(Y13)
-	VMOVSS X1, 24(DI)
+	VMOVSS X1, (R8)
+	ADDQ CX, R8
 	HSUMHI(Z13)
-	VMOVSS X1, 28(DI)
+	VMOVSS X1, (R8)
+	ADDQ $4, BX
+	DECQ R13
+	JMP p8row
+p8end:
 	VZEROUPPER
 	RET

@@ -239,31 +239,33 @@ func (j *Job) rowsVNNI(r0, r1 int) {
 	_, _ = w.Q8.D[r1*nb-1], w.Q8.Qs[r1*cols-1]
 	_, _ = in.xe[in.T*in.ePer-1], in.u[in.T*vs-1]
 	var o4 [4]float32
-	var o8 [8]float32
 	t := 0
-	if in.T >= 4 {
+	// Eight activation vectors per pass share each weight load, over the
+	// whole row range in one call; then four; then one at a time.
+	for ; t+8 <= in.T; t += 8 {
+		_ = j.Out[(t+7)*stride+r1-1]
+		dotQ8x8VNNI(&w.Q8.D[r0*nb], &w.Q8.Qs[r0*cols], &in.xe2[t/2*nb*16], &in.u2[t/2*nb*64], nb, nb*64, r1-r0, &j.Out[t*stride+r0], stride)
+		if j.Bias != nil {
+			for i := t; i < t+8; i++ {
+				out := j.Out[i*stride : i*stride+r1]
+				for r := r0; r < r1; r++ {
+					out[r] += j.Bias[r]
+				}
+			}
+		}
+	}
+	if in.T-t >= 4 {
 		for r := r0; r < r1; r++ {
 			var b float32
 			if j.Bias != nil {
 				b = j.Bias[r]
 			}
-			wd, wq := &w.Q8.D[r*nb], &w.Q8.Qs[r*cols]
-			t = 0
-			// Eight, then four, activation vectors per pass share each
-			// weight load.
-			for ; t+8 <= in.T; t += 8 {
-				dotQ8x8VNNI(wd, wq, &in.xe2[t/2*nb*16], &in.u2[t/2*nb*64], nb, nb*64, &o8)
-				for i, v := range o8 {
-					j.Out[(t+i)*stride+r] = v + b
-				}
-			}
-			for ; t+4 <= in.T; t += 4 {
-				dotQ8x4VNNI(wd, wq, &in.xe[t*in.ePer], &in.u[t*vs], nb, vs, vs, &o4)
-				for i, v := range o4 {
-					j.Out[(t+i)*stride+r] = v + b
-				}
+			dotQ8x4VNNI(&w.Q8.D[r*nb], &w.Q8.Qs[r*cols], &in.xe[t*in.ePer], &in.u[t*vs], nb, vs, vs, &o4)
+			for i, v := range o4 {
+				j.Out[(t+i)*stride+r] = v + b
 			}
 		}
+		t += 4
 	}
 	for ; t < in.T; t++ {
 		xe, xu := &in.xe[t*in.ePer], &in.u[t*vs]
