@@ -163,11 +163,21 @@ func dotHalfTailAVX2(s float64, a, b *uint16, n int) float64
 //go:noescape
 func dotHalfTail4AVX2(k *uint16, stride int, q *uint16, n int, out *[4]float32)
 
+// dotHalfTail8AVX2 is eight dotHalfTail of rows stride apart with one q.
+//
+//go:noescape
+func dotHalfTail8AVX2(k *uint16, stride int, q *uint16, n int, out *[8]float32)
+
 func dotHalfRows(dst []float32, k []uint16, stride int, q []uint16) {
 	n := len(q)
 	p := 0
 	if hasAVX2 && n > 0 && n < 64 && n%8 == 0 && len(dst) >= 4 {
 		_ = k[(len(dst)-1)*stride+n-1]
+		var o8 [8]float32
+		for ; p+8 <= len(dst); p += 8 {
+			dotHalfTail8AVX2(&k[p*stride], stride, &q[0], n, &o8)
+			copy(dst[p:p+8], o8[:])
+		}
 		var o [4]float32
 		for ; p+4 <= len(dst); p += 4 {
 			dotHalfTail4AVX2(&k[p*stride], stride, &q[0], n, &o)

@@ -554,3 +554,63 @@ done4tail:
 	VMOVSS X8, 12(DI)
 	VZEROUPPER
 	RET
+
+// func dotHalfTail8AVX2(k *uint16, stride int, q *uint16, n int, out *[8]float32)
+// dotHalfTail4AVX2 for eight rows: eight independent float64 chains keep
+// both adders busy through the add latency.
+TEXT ·dotHalfTail8AVX2(SB), NOSPLIT, $0-40
+	MOVQ k+0(FP), SI
+	MOVQ stride+8(FP), R8
+	SHLQ $1, R8                   // bytes between rows
+	MOVQ q+16(FP), DI
+	MOVQ n+24(FP), CX
+	LEAQ (SI)(R8*1), R9
+	LEAQ (SI)(R8*2), R10
+	LEAQ (R9)(R8*2), R11
+	LEAQ (R10)(R8*2), R12
+	LEAQ (R11)(R8*2), R13
+	LEAQ (R12)(R8*2), R14
+	LEAQ (R13)(R8*2), R15
+	VXORPD X0, X0, X0
+	VXORPD X6, X6, X6
+	VXORPD X7, X7, X7
+	VXORPD X8, X8, X8
+	VXORPD X9, X9, X9
+	VXORPD X10, X10, X10
+	VXORPD X11, X11, X11
+	VXORPD X12, X12, X12
+	XORQ AX, AX
+loop8tail:
+	CMPQ AX, CX
+	JGE done8tail
+	VCVTPH2PS (DI)(AX*2), Y2
+	CHAIN8((SI)(AX*2), X0)
+	CHAIN8((R9)(AX*2), X6)
+	CHAIN8((R10)(AX*2), X7)
+	CHAIN8((R11)(AX*2), X8)
+	CHAIN8((R12)(AX*2), X9)
+	CHAIN8((R13)(AX*2), X10)
+	CHAIN8((R14)(AX*2), X11)
+	CHAIN8((R15)(AX*2), X12)
+	ADDQ $8, AX
+	JMP loop8tail
+done8tail:
+	MOVQ out+32(FP), DI
+	VCVTSD2SS X0, X0, X0
+	VMOVSS X0, 0(DI)
+	VCVTSD2SS X6, X6, X6
+	VMOVSS X6, 4(DI)
+	VCVTSD2SS X7, X7, X7
+	VMOVSS X7, 8(DI)
+	VCVTSD2SS X8, X8, X8
+	VMOVSS X8, 12(DI)
+	VCVTSD2SS X9, X9, X9
+	VMOVSS X9, 16(DI)
+	VCVTSD2SS X10, X10, X10
+	VMOVSS X10, 20(DI)
+	VCVTSD2SS X11, X11, X11
+	VMOVSS X11, 24(DI)
+	VCVTSD2SS X12, X12, X12
+	VMOVSS X12, 28(DI)
+	VZEROUPPER
+	RET

@@ -100,7 +100,7 @@ func TestKernelsMatchTwins(t *testing.T) {
 		if got, want := dotHalf(a, b), dotHalfGo(a, b); got != want {
 			t.Errorf("dotHalf n=%d: %g, twin %g", n, got, want)
 		}
-		for _, rows := range []int{1, 4, 7, 9} {
+		for _, rows := range []int{1, 4, 7, 9, 13, 21} {
 			stride := n + 8
 			k := half(rows * stride)
 			got, want := make([]float32, rows), make([]float32, rows)
