@@ -46,10 +46,11 @@ func dotQ8x4VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb, eStride, uStr
 //go:noescape
 func dotQ8x8VNNI(wd *float32, wq *int8, xe2 *float32, xu2 *int8, nb, stride, rows int, out *float32, outStride int)
 
-// dotQ8r4VNNI is four dotQ8VNNI of consecutive rows with one token.
+// dotQ8r4VNNI is dotQ8VNNI of rows (a multiple of 4) consecutive rows with
+// one token, four rows at a time, into out[0:rows].
 //
 //go:noescape
-func dotQ8r4VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb int, out *[4]float32)
+func dotQ8r4VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb, rows int, out *float32)
 
 // The assembly kernels of kernels_amd64.s. Each has a Go twin in kernels.go
 // that the tests compare it with.

@@ -17,7 +17,7 @@ func dotQ8x8VNNI(wd *float32, wq *int8, xe2 *float32, xu2 *int8, nb, stride, row
 	panic("no VNNI")
 }
 
-func dotQ8r4VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb int, out *[4]float32) {
+func dotQ8r4VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb, rows int, out *float32) {
 	panic("no VNNI")
 }
 

@@ -178,13 +178,11 @@ v4done:
 	VZEROUPPER
 	RET
 
-// func dotQ8r4VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb int, out *[4]float32)
-// Four consecutive rows of nb blocks with one token.
-TEXT ·dotQ8r4VNNI(SB), NOSPLIT, $0-48
-	MOVQ wd+0(FP), SI
-	MOVQ wq+8(FP), DI
-	MOVQ xe+16(FP), R8
-	MOVQ xu+24(FP), R9
+// func dotQ8r4VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb, rows int, out *float32)
+// rows (a multiple of 4) consecutive rows of nb blocks with one token, four
+// at a time; row r goes to out[r]. The argument slots for wd, wq, rows and
+// out advance with each group of four.
+TEXT ·dotQ8r4VNNI(SB), NOSPLIT, $0-56
 	MOVQ nb+32(FP), DX
 	MOVQ DX, R10
 	SHLQ $5, R10                  // row stride of the quants
@@ -193,13 +191,21 @@ TEXT ·dotQ8r4VNNI(SB), NOSPLIT, $0-48
 	SHLQ $2, R12                  // row stride of the scales
 	LEAQ (R12)(R12*2), R13
 	CONSTS
+r4group:
+	MOVQ rows+40(FP), AX
+	CMPQ AX, $4
+	JLT r4end
+	MOVQ wd+0(FP), SI
+	MOVQ wq+8(FP), DI
+	MOVQ xe+16(FP), R8
+	MOVQ xu+24(FP), R9
 	VPXORD Z0, Z0, Z0
 	VPXORD Z11, Z11, Z11
 	VPXORD Z12, Z12, Z12
 	VPXORD Z13, Z13, Z13
-	// R15 walks the quants of the next four rows (the caller's next call),
-	// 256 bytes per pair of blocks, which covers them exactly: prefetching
-	// them one call ahead keeps a single core's loads near memory bandwidth.
+	// R15 walks the quants of the next four rows, 256 bytes per pair of
+	// blocks, which covers them exactly: prefetching them one group ahead
+	// keeps a single core's loads near memory bandwidth.
 	LEAQ (DI)(R10*4), R15
 	XORQ AX, AX
 r4loop:
@@ -239,7 +245,7 @@ r4noreload:
 	ADDQ $2, AX
 	JMP r4loop
 r4done:
-	MOVQ out+40(FP), DI
+	MOVQ out+48(FP), DI
 	HSUM(Y0)
 	VMOVSS X1, 0(DI)
 	HSUM(Y11)
@@ -248,6 +254,17 @@ r4done:
 	VMOVSS X1, 8(DI)
 	HSUM(Y13)
 	VMOVSS X1, 12(DI)
+	ADDQ $16, DI
+	MOVQ DI, out+48(FP)
+	MOVQ wd+0(FP), SI
+	LEAQ (SI)(R12*4), SI
+	MOVQ SI, wd+0(FP)
+	MOVQ wq+8(FP), DI
+	LEAQ (DI)(R10*4), DI
+	MOVQ DI, wq+8(FP)
+	SUBQ $4, rows+40(FP)
+	JMP r4group
+r4end:
 	VZEROUPPER
 	RET
 

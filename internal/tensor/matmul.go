@@ -271,13 +271,14 @@ func (j *Job) rowsVNNI(r0, r1 int) {
 		xe, xu := &in.xe[t*in.ePer], &in.u[t*vs]
 		out := j.Out[t*stride:]
 		r := r0
-		for ; r+4 <= r1; r += 4 {
-			dotQ8r4VNNI(&w.Q8.D[r*nb], &w.Q8.Qs[r*cols], xe, xu, nb, &o4)
-			for i, v := range o4 {
-				if j.Bias != nil {
-					v += j.Bias[r+i]
+		if n4 := (r1 - r0) &^ 3; n4 > 0 {
+			_ = out[r0+n4-1]
+			dotQ8r4VNNI(&w.Q8.D[r0*nb], &w.Q8.Qs[r0*cols], xe, xu, nb, n4, &out[r0])
+			r = r0 + n4
+			if j.Bias != nil {
+				for i := r0; i < r; i++ {
+					out[i] += j.Bias[i]
 				}
-				out[r+i] = v
 			}
 		}
 		for ; r < r1; r++ {
