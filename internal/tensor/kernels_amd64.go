@@ -232,3 +232,28 @@ func scaleHalf(y []uint16, v float32) {
 	scaleHalfAVX2(&y[0], v, n8)
 	scaleHalfGo(y[n8:], v)
 }
+
+// quantizeQ8AVX2 is quantizeQ8Go for nb blocks of x, and with u and xe
+// non-nil it also writes the VNNI forms: u = quants XOR 0x80 and xe = each
+// block's scale 8 times.
+//
+//go:noescape
+func quantizeQ8AVX2(x *float32, nb int, d *float32, qs *int8, u *int8, xe *float32)
+
+// quantizeQ8 is QuantizeQ8, plus the VNNI forms when u and xe are given
+// (len(x) bytes and len(x)/4 floats).
+func quantizeQ8(dst Q8Blocks, x []float32, u []int8, xe []float32) {
+	nb := len(x) / QK
+	if !hasAVX2 || nb == 0 {
+		quantizeQ8FormsGo(dst, x, u, xe)
+		return
+	}
+	_, _ = dst.D[nb-1], dst.Qs[nb*QK-1]
+	var up *int8
+	var ep *float32
+	if u != nil {
+		_, _ = u[nb*QK-1], xe[nb*8-1]
+		up, ep = &u[0], &xe[0]
+	}
+	quantizeQ8AVX2(&x[0], nb, &dst.D[0], &dst.Qs[0], up, ep)
+}

@@ -614,3 +614,96 @@ done8tail:
 	VMOVSS X12, 28(DI)
 	VZEROUPPER
 	RET
+
+// func quantizeQ8AVX2(x *float32, nb int, d *float32, qs *int8, u *int8, xe *float32)
+// Per block of 32: amax = max |x|; d = half(amax/127); q = round-half-even
+// (x * 127/amax) (0 when amax is 0), packed to bytes in order; with u and xe
+// non-nil, also u = q XOR 0x80 and xe = d 8 times.
+TEXT ·quantizeQ8AVX2(SB), NOSPLIT, $0-48
+	MOVQ x+0(FP), SI
+	MOVQ nb+8(FP), CX
+	MOVQ d+16(FP), R8
+	MOVQ qs+24(FP), DI
+	MOVQ u+32(FP), R9
+	MOVQ xe+40(FP), R10
+	MOVL $0x7fffffff, AX
+	MOVQ AX, X15
+	VPBROADCASTD X15, Y15         // |x| mask
+	MOVL $0x42fe0000, AX          // 127.0
+	MOVQ AX, X14
+	MOVL $0x80808080, AX
+	MOVQ AX, X13
+	VPBROADCASTD X13, Y13
+	// VPERMD index putting the packed dwords back in element order.
+	MOVQ $0x0000000400000000, AX
+	MOVQ AX, X12
+	MOVQ $0x0000000500000001, AX
+	MOVQ AX, X11
+	VPUNPCKLQDQ X11, X12, X12
+	MOVQ $0x0000000600000002, AX
+	MOVQ AX, X11
+	MOVQ $0x0000000700000003, AX
+	MOVQ AX, X10
+	VPUNPCKLQDQ X10, X11, X11
+	VINSERTI128 $1, X11, Y12, Y12
+	MOVQ xe+40(FP), R10
+qloop:
+	TESTQ CX, CX
+	JLE qdone
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS 64(SI), Y2
+	VMOVUPS 96(SI), Y3
+	VANDPS Y15, Y0, Y4
+	VANDPS Y15, Y1, Y5
+	VANDPS Y15, Y2, Y6
+	VANDPS Y15, Y3, Y7
+	VMAXPS Y5, Y4, Y4
+	VMAXPS Y7, Y6, Y6
+	VMAXPS Y6, Y4, Y4
+	VEXTRACTF128 $1, Y4, X5
+	VMAXPS X5, X4, X4
+	VMOVHLPS X4, X4, X5
+	VMAXPS X5, X4, X4
+	VMOVSHDUP X4, X5
+	VMAXSS X5, X4, X4             // amax
+	VDIVSS X14, X4, X5            // amax/127
+	VCVTPS2PH $0, X5, X5
+	VCVTPH2PS X5, X5
+	VMOVSS X5, (R8)
+	VXORPS X6, X6, X6
+	VUCOMISS X6, X4
+	JEQ qzero
+	VDIVSS X4, X14, X6            // 127/amax
+qzero:
+	VBROADCASTSS X6, Y6
+	VMULPS Y6, Y0, Y0
+	VMULPS Y6, Y1, Y1
+	VMULPS Y6, Y2, Y2
+	VMULPS Y6, Y3, Y3
+	VCVTPS2DQ Y0, Y0              // round half to even (MXCSR default)
+	VCVTPS2DQ Y1, Y1
+	VCVTPS2DQ Y2, Y2
+	VCVTPS2DQ Y3, Y3
+	VPACKSSDW Y1, Y0, Y0
+	VPACKSSDW Y3, Y2, Y2
+	VPACKSSWB Y2, Y0, Y0
+	VPERMD Y0, Y12, Y0
+	VMOVDQU Y0, (DI)
+	TESTQ R9, R9
+	JZ qnext
+	VPXOR Y13, Y0, Y1
+	VMOVDQU Y1, (R9)
+	VBROADCASTSS X5, Y5
+	VMOVUPS Y5, (R10)
+	ADDQ $32, R9
+	ADDQ $32, R10
+qnext:
+	ADDQ $128, SI
+	ADDQ $32, DI
+	ADDQ $4, R8
+	DECQ CX
+	JMP qloop
+qdone:
+	VZEROUPPER
+	RET

@@ -50,3 +50,5 @@ func dotHalfRows(dst []float32, k []uint16, stride int, q []uint16) {
 func madHalf(y, x []uint16, v float32) { madHalfGo(y, x, v) }
 
 func scaleHalf(y []uint16, v float32) { scaleHalfGo(y, v) }
+
+func quantizeQ8(dst Q8Blocks, x []float32, u []int8, xe []float32) { quantizeQ8FormsGo(dst, x, u, xe) }

@@ -55,22 +55,14 @@ func (in *Input) Set(t int) {
 func (in *Input) prepare(m *Matrix) {
 	switch {
 	case m.Kind == Q8 && !in.hasQ:
-		QuantizeQ8(in.q, in.X[:in.T*in.Cols])
-		if useVNNI {
+		if !useVNNI {
+			QuantizeQ8(in.q, in.X[:in.T*in.Cols])
+		} else {
 			nb := in.Cols / QK
 			for t := range in.T {
-				u := in.u[t*in.ePer*4 : (t+1)*in.ePer*4]
-				for i, v := range in.q.Qs[t*in.Cols : (t+1)*in.Cols] {
-					u[i] = v ^ -128
-				}
-			}
-			for t := range in.T {
 				e := in.xe[t*in.ePer : (t+1)*in.ePer]
-				for b, d := range in.q.D[t*nb : (t+1)*nb] {
-					for k := range 8 {
-						e[b*8+k] = d
-					}
-				}
+				quantizeQ8(Q8Blocks{D: in.q.D[t*nb:], Qs: in.q.Qs[t*in.Cols:]}, in.X[t*in.Cols:(t+1)*in.Cols],
+					in.u[t*in.ePer*4:], e)
 				clear(e[nb*8:])
 			}
 			for t := 0; t < in.T&^7; t += 2 { // only the 8-token kernel reads these

@@ -97,7 +97,27 @@ func QuantizeMatrix(m *Matrix) (*Matrix, error) {
 // QuantizeQ8 quantizes x (len a multiple of 32) into dst as llama.cpp's
 // AVX2 quantize_row_q8_0 does: per block d = amax/127 (stored as float16),
 // q = round-half-even(x * 127/amax).
-func QuantizeQ8(dst Q8Blocks, x []float32) {
+func QuantizeQ8(dst Q8Blocks, x []float32) { quantizeQ8(dst, x, nil, nil) }
+
+// quantizeQ8FormsGo is quantizeQ8Go plus, when u and xe are given, the
+// forms the VNNI kernels read: u = quants XOR 0x80, xe = each scale 8 times.
+func quantizeQ8FormsGo(dst Q8Blocks, x []float32, u []int8, xe []float32) {
+	quantizeQ8Go(dst, x)
+	if u == nil {
+		return
+	}
+	nb := len(x) / QK
+	for i, v := range dst.Qs[:nb*QK] {
+		u[i] = v ^ -128
+	}
+	for b, d := range dst.D[:nb] {
+		for k := range 8 {
+			xe[b*8+k] = d
+		}
+	}
+}
+
+func quantizeQ8Go(dst Q8Blocks, x []float32) {
 	nb := len(x) / QK
 	d := dst.D[:nb]
 	qs := dst.Qs[:nb*QK]

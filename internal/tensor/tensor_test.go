@@ -399,3 +399,39 @@ func TestExpf(t *testing.T) {
 		t.Errorf("Expf(NaN) = %g", got)
 	}
 }
+
+// The SIMD quantizer matches its twin bit for bit, and its VNNI forms are
+// the quants XOR 0x80 and each scale 8 times; zero blocks give zeros.
+func TestQuantizeQ8MatchesTwin(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, nb := range []int{1, 2, 3, 9, 24} {
+		x := randVec(r, nb*QK)
+		for i := range x {
+			x[i] *= float32(1 + i%7) // different magnitudes per block
+		}
+		clear(x[:QK]) // an all-zero block
+		if nb > 1 {
+			x[QK+5] = 127 * x[QK+6] // a block whose amax dwarfs the rest
+		}
+		got := Q8Blocks{make([]float32, nb), make([]int8, nb*QK)}
+		want := Q8Blocks{make([]float32, nb), make([]int8, nb*QK)}
+		u, xe := make([]int8, nb*QK), make([]float32, nb*8)
+		quantizeQ8(got, x, u, xe)
+		quantizeQ8Go(want, x)
+		if !slices.Equal(got.D, want.D) || !slices.Equal(got.Qs, want.Qs) {
+			t.Fatalf("nb=%d: %v %v, twin %v %v", nb, got.D, got.Qs, want.D, want.Qs)
+		}
+		for i, q := range want.Qs {
+			if u[i] != q^-128 {
+				t.Fatalf("nb=%d: u[%d] = %d, want %d", nb, i, u[i], q^-128)
+			}
+		}
+		for b, d := range want.D {
+			for k := range 8 {
+				if xe[b*8+k] != d {
+					t.Fatalf("nb=%d: xe[%d] = %g, want %g", nb, b*8+k, xe[b*8+k], d)
+				}
+			}
+		}
+	}
+}
