@@ -47,10 +47,13 @@ func dotQ8x4VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb, eStride, uStr
 func dotQ8x8VNNI(wd *float32, wq *int8, xe2 *float32, xu2 *int8, nb, stride, rows int, out *float32, outStride int)
 
 // dotQ8r4VNNI is dotQ8VNNI of rows (a multiple of 4) consecutive rows with
-// one token, four rows at a time, into out[0:rows].
+// one token, four rows at a time, into out[0:rows]. It takes the token's
+// signed quants xq and lane corrections xc (Input.xc) and makes the weights
+// the unsigned operand instead (w XOR 0x80): the correction is then per
+// token, not per row, which leaves one VPDPBUSD per row and block pair.
 //
 //go:noescape
-func dotQ8r4VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb, rows int, out *float32)
+func dotQ8r4VNNI(wd *float32, wq *int8, xe *float32, xq *int8, xc *int32, nb, rows int, out *float32)
 
 // The assembly kernels of kernels_amd64.s. Each has a Go twin in kernels.go
 // that the tests compare it with.
@@ -233,27 +236,27 @@ func scaleHalf(y []uint16, v float32) {
 	scaleHalfGo(y[n8:], v)
 }
 
-// quantizeQ8AVX2 is quantizeQ8Go for nb blocks of x, and with u and xe
-// non-nil it also writes the VNNI forms: u = quants XOR 0x80 and xe = each
-// block's scale 8 times.
+// quantizeQ8AVX2 is quantizeQ8FormsGo for nb blocks of x: with u non-nil it
+// also writes the VNNI forms u, xe and xc.
 //
 //go:noescape
-func quantizeQ8AVX2(x *float32, nb int, d *float32, qs *int8, u *int8, xe *float32)
+func quantizeQ8AVX2(x *float32, nb int, d *float32, qs *int8, u *int8, xe *float32, xc *int32)
 
-// quantizeQ8 is QuantizeQ8, plus the VNNI forms when u and xe are given
-// (len(x) bytes and len(x)/4 floats).
-func quantizeQ8(dst Q8Blocks, x []float32, u []int8, xe []float32) {
+// quantizeQ8 is QuantizeQ8, plus the VNNI forms when u is given (u len(x)
+// bytes, xe and xc len(x)/4 values each).
+func quantizeQ8(dst Q8Blocks, x []float32, u []int8, xe []float32, xc []int32) {
 	nb := len(x) / QK
 	if !hasAVX2 || nb == 0 {
-		quantizeQ8FormsGo(dst, x, u, xe)
+		quantizeQ8FormsGo(dst, x, u, xe, xc)
 		return
 	}
 	_, _ = dst.D[nb-1], dst.Qs[nb*QK-1]
 	var up *int8
 	var ep *float32
+	var cp *int32
 	if u != nil {
-		_, _ = u[nb*QK-1], xe[nb*8-1]
-		up, ep = &u[0], &xe[0]
+		_, _, _ = u[nb*QK-1], xe[nb*8-1], xc[nb*8-1]
+		up, ep, cp = &u[0], &xe[0], &xc[0]
 	}
-	quantizeQ8AVX2(&x[0], nb, &dst.D[0], &dst.Qs[0], up, ep)
+	quantizeQ8AVX2(&x[0], nb, &dst.D[0], &dst.Qs[0], up, ep, cp)
 }

@@ -615,11 +615,12 @@ done8tail:
 	VZEROUPPER
 	RET
 
-// func quantizeQ8AVX2(x *float32, nb int, d *float32, qs *int8, u *int8, xe *float32)
+// func quantizeQ8AVX2(x *float32, nb int, d *float32, qs *int8, u *int8, xe *float32, xc *int32)
 // Per block of 32: amax = max |x|; d = half(amax/127); q = round-half-even
-// (x * 127/amax) (0 when amax is 0), packed to bytes in order; with u and xe
-// non-nil, also u = q XOR 0x80 and xe = d 8 times.
-TEXT ·quantizeQ8AVX2(SB), NOSPLIT, $0-48
+// (x * 127/amax) (0 when amax is 0), packed to bytes in order; with u
+// non-nil, also u = q XOR 0x80, xe = d 8 times and xc = -128 × each 4-byte
+// lane's sum (VPMADDUBSW of 128s with q, then VPMADDWD with 1s: exact).
+TEXT ·quantizeQ8AVX2(SB), NOSPLIT, $0-56
 	MOVQ x+0(FP), SI
 	MOVQ nb+8(FP), CX
 	MOVQ d+16(FP), R8
@@ -647,6 +648,10 @@ TEXT ·quantizeQ8AVX2(SB), NOSPLIT, $0-48
 	VPUNPCKLQDQ X10, X11, X11
 	VINSERTI128 $1, X11, Y12, Y12
 	MOVQ xe+40(FP), R10
+	MOVQ xc+48(FP), R11
+	MOVL $0x00010001, AX
+	MOVQ AX, X11
+	VPBROADCASTD X11, Y11         // int16 ones
 qloop:
 	TESTQ CX, CX
 	JLE qdone
@@ -696,8 +701,14 @@ qzero:
 	VMOVDQU Y1, (R9)
 	VBROADCASTSS X5, Y5
 	VMOVUPS Y5, (R10)
+	VPMADDUBSW Y0, Y13, Y1        // 128·(q[2i]+q[2i+1]), exact in int16
+	VPMADDWD Y11, Y1, Y1          // lane sums of four
+	VPXOR Y2, Y2, Y2
+	VPSUBD Y1, Y2, Y1
+	VMOVDQU Y1, (R11)
 	ADDQ $32, R9
 	ADDQ $32, R10
+	ADDQ $32, R11
 qnext:
 	ADDQ $128, SI
 	ADDQ $32, DI

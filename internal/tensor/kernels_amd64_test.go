@@ -37,7 +37,7 @@ func TestVNNIKernels(t *testing.T) {
 				}
 			}
 			var o4 [4]float32
-			dotQ8r4VNNI(&wq.Q8.D[0], &wq.Q8.Qs[0], &in.xe[tok*in.ePer], &in.u[tok*in.ePer*4], nb, 4, &o4[0])
+			dotQ8r4VNNI(&wq.Q8.D[0], &wq.Q8.Qs[0], &in.xe[tok*in.ePer], &in.q.Qs[tok*cols], &in.xc[tok*in.ePer], nb, 4, &o4[0])
 			for row := range 4 {
 				one := dotQ8VNNI(&wq.Q8.D[row*nb], &wq.Q8.Qs[row*cols], &in.xe[tok*in.ePer], &in.u[tok*in.ePer*4], nb)
 				if o4[row] != one {
@@ -49,7 +49,7 @@ func TestVNNIKernels(t *testing.T) {
 		w12 := NewF32(12, cols, randVec(r, 12*cols))
 		wq12, _ := QuantizeMatrix(w12)
 		o12 := make([]float32, 12)
-		dotQ8r4VNNI(&wq12.Q8.D[0], &wq12.Q8.Qs[0], &in.xe[0], &in.u[0], nb, 12, &o12[0])
+		dotQ8r4VNNI(&wq12.Q8.D[0], &wq12.Q8.Qs[0], &in.xe[0], &in.q.Qs[0], &in.xc[0], nb, 12, &o12[0])
 		for row := range 12 {
 			if one := dotQ8VNNI(&wq12.Q8.D[row*nb], &wq12.Q8.Qs[row*cols], &in.xe[0], &in.u[0], nb); o12[row] != one {
 				t.Fatalf("nb=%d r4 x3 row %d: %g vs single %g", nb, row, o12[row], one)
@@ -127,7 +127,7 @@ func BenchmarkQ8Forms(b *testing.B) {
 	}
 	b.Run("vnni-r4", func(b *testing.B) {
 		for b.Loop() {
-			dotQ8r4VNNI(&w.Q8.D[0], &w.Q8.Qs[0], &in.xe[0], &in.u[0], nb, 4, &o4[0])
+			dotQ8r4VNNI(&w.Q8.D[0], &w.Q8.Qs[0], &in.xe[0], &in.q.Qs[0], &in.xc[0], nb, 4, &o4[0])
 		}
 	})
 	b.Run("vnni-x4", func(b *testing.B) {

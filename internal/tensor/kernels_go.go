@@ -17,7 +17,7 @@ func dotQ8x8VNNI(wd *float32, wq *int8, xe2 *float32, xu2 *int8, nb, stride, row
 	panic("no VNNI")
 }
 
-func dotQ8r4VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb, rows int, out *float32) {
+func dotQ8r4VNNI(wd *float32, wq *int8, xe *float32, xq *int8, xc *int32, nb, rows int, out *float32) {
 	panic("no VNNI")
 }
 
@@ -51,4 +51,6 @@ func madHalf(y, x []uint16, v float32) { madHalfGo(y, x, v) }
 
 func scaleHalf(y []uint16, v float32) { scaleHalfGo(y, v) }
 
-func quantizeQ8(dst Q8Blocks, x []float32, u []int8, xe []float32) { quantizeQ8FormsGo(dst, x, u, xe) }
+func quantizeQ8(dst Q8Blocks, x []float32, u []int8, xe []float32, xc []int32) {
+	quantizeQ8FormsGo(dst, x, u, xe, xc)
+}

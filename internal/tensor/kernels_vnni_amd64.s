@@ -178,12 +178,28 @@ v4done:
 	VZEROUPPER
 	RET
 
-// func dotQ8r4VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb, rows int, out *float32)
+// acc += (wd·xd) * Σ x·w for one token, the even block then the odd one,
+// with the weights as the unsigned operand (w XOR 0x80 = w+128) and the
+// token's signed quants (Z25): starting the sum at xc = -128·Σx (Z24) leaves
+// Σ x·w exactly. Z6 holds the pair's weight scales; padding quants are 0.
+#define SROW(wptr, eaddr, acc) \
+	VMOVDQU8.Z wptr, K1, Z4; \
+	VPXORD Z31, Z4, Z4; \
+	VMOVDQA32 Z24, Z9; \
+	VPDPBUSD Z25, Z4, Z9; \
+	VCVTDQ2PS Z9, Z9; \
+	VMULPS eaddr, Z6, Z10; \
+	VEXTRACTF64X4 $1, Z9, Y7; \
+	VEXTRACTF64X4 $1, Z10, Y15; \
+	VFMADD231PS Y9, Y10, acc; \
+	VFMADD231PS Y7, Y15, acc
+
+// func dotQ8r4VNNI(wd *float32, wq *int8, xe *float32, xq *int8, xc *int32, nb, rows int, out *float32)
 // rows (a multiple of 4) consecutive rows of nb blocks with one token, four
 // at a time; row r goes to out[r]. The argument slots for wd, wq, rows and
 // out advance with each group of four.
-TEXT ·dotQ8r4VNNI(SB), NOSPLIT, $0-56
-	MOVQ nb+32(FP), DX
+TEXT ·dotQ8r4VNNI(SB), NOSPLIT, $0-64
+	MOVQ nb+40(FP), DX
 	MOVQ DX, R10
 	SHLQ $5, R10                  // row stride of the quants
 	LEAQ (R10)(R10*2), R11
@@ -192,13 +208,13 @@ TEXT ·dotQ8r4VNNI(SB), NOSPLIT, $0-56
 	LEAQ (R12)(R12*2), R13
 	CONSTS
 r4group:
-	MOVQ rows+40(FP), AX
+	MOVQ rows+48(FP), AX
 	CMPQ AX, $4
 	JLT r4end
 	MOVQ wd+0(FP), SI
 	MOVQ wq+8(FP), DI
 	MOVQ xe+16(FP), R8
-	MOVQ xu+24(FP), R9
+	MOVQ xq+24(FP), R9
 	VPXORD Z0, Z0, Z0
 	VPXORD Z11, Z11, Z11
 	VPXORD Z12, Z12, Z12
@@ -226,18 +242,19 @@ r4loop:
 	ADDQ $64, SI
 r4noreload:
 	PAIRMASK
-	WLOAD((DI))
+	VMOVDQU8.Z (R9), K1, Z25
+	MOVQ AX, BX
+	SHLQ $5, BX
+	ADDQ xc+32(FP), BX
+	VMOVDQU32 (BX), Z24
 	VPERMPS Z20, Z29, Z6
-	TOKSTEP((R9), (R8), Y0)
-	WLOAD((DI)(R10*1))
+	SROW((DI), (R8), Y0)
 	VPERMPS Z21, Z29, Z6
-	TOKSTEP((R9), (R8), Y11)
-	WLOAD((DI)(R10*2))
+	SROW((DI)(R10*1), (R8), Y11)
 	VPERMPS Z22, Z29, Z6
-	TOKSTEP((R9), (R8), Y12)
-	WLOAD((DI)(R11*1))
+	SROW((DI)(R10*2), (R8), Y12)
 	VPERMPS Z23, Z29, Z6
-	TOKSTEP((R9), (R8), Y13)
+	SROW((DI)(R11*1), (R8), Y13)
 	VPADDD Z30, Z29, Z29
 	ADDQ $64, DI
 	ADDQ $64, R9
@@ -245,7 +262,7 @@ r4noreload:
 	ADDQ $2, AX
 	JMP r4loop
 r4done:
-	MOVQ out+48(FP), DI
+	MOVQ out+56(FP), DI
 	HSUM(Y0)
 	VMOVSS X1, 0(DI)
 	HSUM(Y11)
@@ -255,14 +272,14 @@ r4done:
 	HSUM(Y13)
 	VMOVSS X1, 12(DI)
 	ADDQ $16, DI
-	MOVQ DI, out+48(FP)
+	MOVQ DI, out+56(FP)
 	MOVQ wd+0(FP), SI
 	LEAQ (SI)(R12*4), SI
 	MOVQ SI, wd+0(FP)
 	MOVQ wq+8(FP), DI
 	LEAQ (DI)(R10*4), DI
 	MOVQ DI, wq+8(FP)
-	SUBQ $4, rows+40(FP)
+	SUBQ $4, rows+48(FP)
 	JMP r4group
 r4end:
 	VZEROUPPER

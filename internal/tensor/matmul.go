@@ -17,6 +17,7 @@ type Input struct {
 	// byte stride serves both; an odd last block is followed by zeros.
 	u    []int8
 	xe   []float32
+	xc   []int32 // -128 × each 4-quant lane's sum, laid out as xe
 	ePer int
 	// For the 8-token VNNI kernel: tokens in pairs, each block's quants of
 	// the two side by side (64 bytes) and its scales 8 times each (16
@@ -35,6 +36,7 @@ func NewInput(maxT, cols int) *Input {
 			in.ePer = (nb + 1) &^ 1 * 8
 			in.u = make([]int8, maxT*in.ePer*4)
 			in.xe = make([]float32, maxT*in.ePer+16)
+			in.xc = make([]int32, maxT*in.ePer+16)
 			if maxT >= 8 {
 				in.u2 = make([]int8, maxT/2*nb*64)
 				in.xe2 = make([]float32, maxT/2*nb*16)
@@ -61,9 +63,11 @@ func (in *Input) prepare(m *Matrix) {
 			nb := in.Cols / QK
 			for t := range in.T {
 				e := in.xe[t*in.ePer : (t+1)*in.ePer]
+				c := in.xc[t*in.ePer : (t+1)*in.ePer]
 				quantizeQ8(Q8Blocks{D: in.q.D[t*nb:], Qs: in.q.Qs[t*in.Cols:]}, in.X[t*in.Cols:(t+1)*in.Cols],
-					in.u[t*in.ePer*4:], e)
+					in.u[t*in.ePer*4:], e, c)
 				clear(e[nb*8:])
+				clear(c[nb*8:])
 			}
 			for t := 0; t < in.T&^7; t += 2 { // only the 8-token kernel reads these
 				u2 := in.u2[t/2*nb*64 : (t/2+1)*nb*64]
@@ -265,7 +269,7 @@ func (j *Job) rowsVNNI(r0, r1 int) {
 		r := r0
 		if n4 := (r1 - r0) &^ 3; n4 > 0 {
 			_ = out[r0+n4-1]
-			dotQ8r4VNNI(&w.Q8.D[r0*nb], &w.Q8.Qs[r0*cols], xe, xu, nb, n4, &out[r0])
+			dotQ8r4VNNI(&w.Q8.D[r0*nb], &w.Q8.Qs[r0*cols], xe, &in.q.Qs[t*cols], &in.xc[t*in.ePer], nb, n4, &out[r0])
 			r = r0 + n4
 			if j.Bias != nil {
 				for i := r0; i < r; i++ {

@@ -97,11 +97,12 @@ func QuantizeMatrix(m *Matrix) (*Matrix, error) {
 // QuantizeQ8 quantizes x (len a multiple of 32) into dst as llama.cpp's
 // AVX2 quantize_row_q8_0 does: per block d = amax/127 (stored as float16),
 // q = round-half-even(x * 127/amax).
-func QuantizeQ8(dst Q8Blocks, x []float32) { quantizeQ8(dst, x, nil, nil) }
+func QuantizeQ8(dst Q8Blocks, x []float32) { quantizeQ8(dst, x, nil, nil, nil) }
 
-// quantizeQ8FormsGo is quantizeQ8Go plus, when u and xe are given, the
-// forms the VNNI kernels read: u = quants XOR 0x80, xe = each scale 8 times.
-func quantizeQ8FormsGo(dst Q8Blocks, x []float32, u []int8, xe []float32) {
+// quantizeQ8FormsGo is quantizeQ8Go plus, when u is given, the forms the
+// VNNI kernels read: u = quants XOR 0x80, xe = each scale 8 times, and xc =
+// -128 × the sum of each 4-quant lane (8 per block).
+func quantizeQ8FormsGo(dst Q8Blocks, x []float32, u []int8, xe []float32, xc []int32) {
 	quantizeQ8Go(dst, x)
 	if u == nil {
 		return
@@ -113,6 +114,8 @@ func quantizeQ8FormsGo(dst Q8Blocks, x []float32, u []int8, xe []float32) {
 	for b, d := range dst.D[:nb] {
 		for k := range 8 {
 			xe[b*8+k] = d
+			q := dst.Qs[b*QK+4*k : b*QK+4*k+4]
+			xc[b*8+k] = -128 * (int32(q[0]) + int32(q[1]) + int32(q[2]) + int32(q[3]))
 		}
 	}
 }

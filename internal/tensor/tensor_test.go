@@ -415,8 +415,8 @@ func TestQuantizeQ8MatchesTwin(t *testing.T) {
 		}
 		got := Q8Blocks{make([]float32, nb), make([]int8, nb*QK)}
 		want := Q8Blocks{make([]float32, nb), make([]int8, nb*QK)}
-		u, xe := make([]int8, nb*QK), make([]float32, nb*8)
-		quantizeQ8(got, x, u, xe)
+		u, xe, xc := make([]int8, nb*QK), make([]float32, nb*8), make([]int32, nb*8)
+		quantizeQ8(got, x, u, xe, xc)
 		quantizeQ8Go(want, x)
 		if !slices.Equal(got.D, want.D) || !slices.Equal(got.Qs, want.Qs) {
 			t.Fatalf("nb=%d: %v %v, twin %v %v", nb, got.D, got.Qs, want.D, want.Qs)
@@ -430,6 +430,13 @@ func TestQuantizeQ8MatchesTwin(t *testing.T) {
 			for k := range 8 {
 				if xe[b*8+k] != d {
 					t.Fatalf("nb=%d: xe[%d] = %g, want %g", nb, b*8+k, xe[b*8+k], d)
+				}
+				var sum int32
+				for _, q := range want.Qs[b*QK+4*k : b*QK+4*k+4] {
+					sum += int32(q)
+				}
+				if xc[b*8+k] != -128*sum {
+					t.Fatalf("nb=%d: xc[%d] = %d, want %d", nb, b*8+k, xc[b*8+k], -128*sum)
 				}
 			}
 		}
