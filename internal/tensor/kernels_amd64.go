@@ -40,11 +40,13 @@ func dotQ8VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb int) float32
 func dotQ8x4VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb, eStride, uStride int, out *[4]float32)
 
 // dotQ8x8VNNI is dotQ8VNNI of rows consecutive rows with eight tokens, the
-// tokens as four pairs in the interleaved layout of Input.u2/xe2 (stride
-// bytes between pairs); row r, token i lands at out[i*outStride+r].
+// tokens as four pairs in the interleaved layout of Input.q2/ec2 (stride
+// bytes between pairs of q2, twice that in ec2); row r, token i lands at
+// out[i*outStride+r]. Like dotQ8r4VNNI it takes signed quants and makes the
+// weights the unsigned operand.
 //
 //go:noescape
-func dotQ8x8VNNI(wd *float32, wq *int8, xe2 *float32, xu2 *int8, nb, stride, rows int, out *float32, outStride int)
+func dotQ8x8VNNI(wd *float32, wq *int8, ec2 *uint32, xq2 *int8, nb, stride, rows int, out *float32, outStride int)
 
 // dotQ8r4VNNI is dotQ8VNNI of rows (a multiple of 4) consecutive rows with
 // one token, four rows at a time, into out[0:rows]. It takes the token's

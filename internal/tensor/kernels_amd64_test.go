@@ -72,7 +72,7 @@ func TestVNNIKernels(t *testing.T) {
 		in8.prepare(wq)
 		// Four rows at once, outputs 5 apart per token.
 		o8 := make([]float32, 8*5)
-		dotQ8x8VNNI(&wq.Q8.D[0], &wq.Q8.Qs[0], &in8.xe2[0], &in8.u2[0], nb, nb*64, 4, &o8[0], 5)
+		dotQ8x8VNNI(&wq.Q8.D[0], &wq.Q8.Qs[0], &in8.ec2[0], &in8.q2[0], nb, nb*64, 4, &o8[0], 5)
 		for i := range 8 {
 			for row := range 4 {
 				one := dotQ8VNNI(&wq.Q8.D[row*nb], &wq.Q8.Qs[row*cols], &in8.xe[i*in8.ePer], &in8.u[i*vs], nb)

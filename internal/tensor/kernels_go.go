@@ -13,7 +13,7 @@ func dotQ8x4VNNI(wd *float32, wq *int8, xe *float32, xu *int8, nb, eStride, uStr
 	panic("no VNNI")
 }
 
-func dotQ8x8VNNI(wd *float32, wq *int8, xe2 *float32, xu2 *int8, nb, stride, rows int, out *float32, outStride int) {
+func dotQ8x8VNNI(wd *float32, wq *int8, ec2 *uint32, xq2 *int8, nb, stride, rows int, out *float32, outStride int) {
 	panic("no VNNI")
 }
 

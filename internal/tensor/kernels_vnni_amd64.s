@@ -285,15 +285,15 @@ r4end:
 	VZEROUPPER
 	RET
 
-// acc += (wd·xd) * Σ x·w for two tokens of one block b: their u quants
-// (32 bytes each) side by side at uaddr, their scales 8 times each at
-// eaddr; Z4 holds the block's weights in both halves, Z5 128·Σw, Z6 the
-// block's weight scale. One FMA per block per token, in block order.
-#define PAIRSTEP(uaddr, eaddr, acc) \
-	VMOVDQU8 uaddr, Z8; \
-	VPXORD Z9, Z9, Z9; \
-	VPDPBUSD Z4, Z8, Z9; \
-	VPSUBD Z5, Z9, Z9; \
+// acc += (wd·xd) * Σ x·w for two tokens of one block b: their signed
+// quants (32 bytes each) side by side at qaddr, their scales 8 times each
+// at eaddr and their lane corrections -128·Σx at caddr (eaddr+64); Z4 holds
+// the block's weights XOR 0x80 in both halves, Z6 the block's weight scale.
+// One FMA per block per token, in block order.
+#define PAIRSTEP(qaddr, eaddr, caddr, acc) \
+	VMOVDQU8 qaddr, Z8; \
+	VMOVDQU32 caddr, Z9; \
+	VPDPBUSD Z8, Z4, Z9; \
 	VCVTDQ2PS Z9, Z9; \
 	VMULPS eaddr, Z6, Z10; \
 	VFMADD231PS Z9, Z10, acc
@@ -308,18 +308,19 @@ r4end:
 	VMOVSHDUP X1, X2; \
 	VADDSS X2, X1, X1
 
-// func dotQ8x8VNNI(wd *float32, wq *int8, xe2 *float32, xu2 *int8, nb, stride, rows int, out *float32, outStride int)
+// func dotQ8x8VNNI(wd *float32, wq *int8, ec2 *uint32, xq2 *int8, nb, stride, rows int, out *float32, outStride int)
 // rows consecutive weight rows (from wd, wq) against eight tokens as four
-// pairs, pair p's interleaved quants and scales at xu2 + p*stride and xe2 +
-// p*stride (bytes): a pair per 512-bit register, one block at a time, so
+// pairs, pair p's interleaved quants at xq2 + p*stride and its scales and
+// corrections at ec2 + 2*p*stride (bytes; 128 per block): a pair per
+// 512-bit register, one block at a time, so
 // each token accumulates exactly as dotQ8Go does. Row r, token i goes to
 // out[i*outStride + r]. One call covers many rows: the per-call cost would
 // dominate short rows (the output matrix has 32000 rows of 9 blocks).
 TEXT ·dotQ8x8VNNI(SB), NOSPLIT, $0-72
 	MOVQ wd+0(FP), SI
 	MOVQ wq+8(FP), DI
-	MOVQ xe2+16(FP), R11
-	MOVQ xu2+24(FP), R14
+	MOVQ ec2+16(FP), R11
+	MOVQ xq2+24(FP), R14
 	MOVQ nb+32(FP), DX
 	MOVQ stride+40(FP), R10
 	MOVQ rows+48(FP), R13
@@ -352,17 +353,16 @@ p8loop:
 	ADDQ $64, R15
 p8nopf:
 	VBROADCASTI64X4 (DI), Z4
-	VPXORD Z5, Z5, Z5
-	VPDPBUSD Z4, Z31, Z5
+	VPXORD Z31, Z4, Z4
 	VBROADCASTSS (SI), Z6
-	PAIRSTEP((R9), (R8), Z0)
-	PAIRSTEP((R9)(R10*1), (R8)(R10*1), Z11)
-	PAIRSTEP((R9)(R10*2), (R8)(R10*2), Z12)
-	PAIRSTEP((R9)(R12*1), (R8)(R12*1), Z13)
+	PAIRSTEP((R9), (R8), 64(R8), Z0)
+	PAIRSTEP((R9)(R10*1), (R8)(R10*2), 64(R8)(R10*2), Z11)
+	PAIRSTEP((R9)(R10*2), (R8)(R10*4), 64(R8)(R10*4), Z12)
+	PAIRSTEP((R9)(R12*1), (R8)(R12*2), 64(R8)(R12*2), Z13)
 	ADDQ $32, DI
 	ADDQ $4, SI
 	ADDQ $64, R9
-	ADDQ $64, R8
+	ADDQ $128, R8
 	INCQ AX
 	JMP p8loop
 p8done:

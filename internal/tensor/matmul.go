@@ -1,5 +1,7 @@
 package tensor
 
+import "math"
+
 // Input is a batch of T activation vectors of Cols values (row-major in X),
 // prepared once for every matrix that reads it: quantized to Q8_0 for Q8
 // weights and rounded to float16 for HalfInput weights. Its buffers are
@@ -19,11 +21,12 @@ type Input struct {
 	xe   []float32
 	xc   []int32 // -128 × each 4-quant lane's sum, laid out as xe
 	ePer int
-	// For the 8-token VNNI kernel: tokens in pairs, each block's quants of
-	// the two side by side (64 bytes) and its scales 8 times each (16
-	// floats); pair p at u2[p*nb*64:] and xe2[p*nb*16:].
-	u2  []int8
-	xe2 []float32
+	// For the 8-token VNNI kernel: tokens in pairs, each block's signed
+	// quants of the two side by side (64 bytes) in q2, and in ec2 their
+	// scales 8 times each (16 float32 bits) then their lane corrections xc
+	// (16 int32); pair p at q2[p*nb*64:] and ec2[p*nb*32:].
+	q2  []int8
+	ec2 []uint32
 }
 
 // NewInput allocates an Input for up to maxT vectors of cols values.
@@ -38,8 +41,8 @@ func NewInput(maxT, cols int) *Input {
 			in.xe = make([]float32, maxT*in.ePer+16)
 			in.xc = make([]int32, maxT*in.ePer+16)
 			if maxT >= 8 {
-				in.u2 = make([]int8, maxT/2*nb*64)
-				in.xe2 = make([]float32, maxT/2*nb*16)
+				in.q2 = make([]int8, maxT/2*nb*64)
+				in.ec2 = make([]uint32, maxT/2*nb*32)
 			}
 		}
 	}
@@ -70,14 +73,15 @@ func (in *Input) prepare(m *Matrix) {
 				clear(c[nb*8:])
 			}
 			for t := 0; t < in.T&^7; t += 2 { // only the 8-token kernel reads these
-				u2 := in.u2[t/2*nb*64 : (t/2+1)*nb*64]
-				e2 := in.xe2[t/2*nb*16 : (t/2+1)*nb*16]
+				q2 := in.q2[t/2*nb*64 : (t/2+1)*nb*64]
+				ec := in.ec2[t/2*nb*32 : (t/2+1)*nb*32]
 				for b := range nb {
 					for k := range 2 {
-						copy(u2[b*64+k*32:b*64+k*32+32], in.u[(t+k)*in.ePer*4+b*32:])
-						d := in.q.D[(t+k)*nb+b]
+						copy(q2[b*64+k*32:b*64+k*32+32], in.q.Qs[(t+k)*in.Cols+b*32:])
+						d := math.Float32bits(in.q.D[(t+k)*nb+b])
 						for l := range 8 {
-							e2[b*16+k*8+l] = d
+							ec[b*32+k*8+l] = d
+							ec[b*32+16+k*8+l] = uint32(in.xc[(t+k)*in.ePer+b*8+l])
 						}
 					}
 				}
@@ -240,7 +244,7 @@ func (j *Job) rowsVNNI(r0, r1 int) {
 	// whole row range in one call; then four; then one at a time.
 	for ; t+8 <= in.T; t += 8 {
 		_ = j.Out[(t+7)*stride+r1-1]
-		dotQ8x8VNNI(&w.Q8.D[r0*nb], &w.Q8.Qs[r0*cols], &in.xe2[t/2*nb*16], &in.u2[t/2*nb*64], nb, nb*64, r1-r0, &j.Out[t*stride+r0], stride)
+		dotQ8x8VNNI(&w.Q8.D[r0*nb], &w.Q8.Qs[r0*cols], &in.ec2[t/2*nb*32], &in.q2[t/2*nb*64], nb, nb*64, r1-r0, &j.Out[t*stride+r0], stride)
 		if j.Bias != nil {
 			for i := t; i < t+8; i++ {
 				out := j.Out[i*stride : i*stride+r1]
