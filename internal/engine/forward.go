@@ -188,8 +188,8 @@ func (r *runner) forward(hidden bool) {
 			m.rope.apply(r.q[t*qDim:(t+1)*qDim], hp.heads, hp.headDim, b.pos[t], m.arch.RopeNeoX)
 			m.rope.apply(r.k[t*kvDim:(t+1)*kvDim], hp.kvHeads, hp.headDim, b.pos[t], m.arch.RopeNeoX)
 			o := r.kvOff(li, b.slot[t], b.pos[t])
-			toHalf(r.kc[o:o+kvDim], r.k[t*kvDim:(t+1)*kvDim])
-			toHalf(r.vc[o:o+kvDim], r.v[t*kvDim:(t+1)*kvDim])
+			tensor.ToHalf(r.kc[o:o+kvDim], r.k[t*kvDim:(t+1)*kvDim])
+			tensor.ToHalf(r.vc[o:o+kvDim], r.v[t*kvDim:(t+1)*kvDim])
 		}
 		r.att.layer = li
 		r.att.total = T * hp.heads
@@ -249,13 +249,6 @@ func swiglu(dst, g, u []float32) {
 	}
 }
 
-func toHalf(dst []uint16, src []float32) {
-	dst = dst[:len(src)]
-	for i, v := range src {
-		dst[i] = tensor.F32ToF16(v)
-	}
-}
-
 // attnTask computes attention for (token, head) pairs of one layer, split
 // across the pool: each token attends to positions 0..pos of its slot.
 type attnTask struct {
@@ -285,7 +278,7 @@ func (a *attnTask) RunChunk(c, worker int) {
 	for i := lo; i < hi; i++ {
 		t, h := i/hp.heads, i%hp.heads
 		pos, slot := r.b.pos[t], r.b.slot[t]
-		toHalf(q16, r.q[t*qDim+h*hd:t*qDim+(h+1)*hd])
+		tensor.ToHalf(q16, r.q[t*qDim+h*hd:t*qDim+(h+1)*hd])
 		base := r.kvOff(a.layer, slot, 0) + (h/group)*hd
 		out := r.attIn.X[t*qDim+h*hd : t*qDim+(h+1)*hd]
 		attend(out, q16, acc, r.kc[base:], r.vc[base:], kvDim, pos, scale, a.scores[worker])

@@ -62,6 +62,14 @@ func F32ToF16(f float32) uint16 {
 	return sign | uint16(h)
 }
 
+// ToHalf rounds src into dst (IEEE half bits), element by element.
+func ToHalf(dst []uint16, src []float32) {
+	dst = dst[:len(src)]
+	for i, v := range src {
+		dst[i] = F32ToF16(v)
+	}
+}
+
 // RoundF16 rounds every value of x to float16 precision in place.
 func RoundF16(x []float32) {
 	for i, v := range x {

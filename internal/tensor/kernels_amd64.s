@@ -453,6 +453,29 @@ donescale:
 	VZEROUPPER
 	RET
 
+// acc (float64) += the eight products k[i]*q[i] at kptr (halves; q's eight
+// already widened in Y2), each exact in float, added one at a time in order.
+#define CHAIN8(kptr, acc) \
+	VCVTPH2PS kptr, Y1; \
+	VMULPS Y2, Y1, Y1; \
+	VCVTPS2PD X1, Y3; \
+	VEXTRACTF128 $1, Y1, X4; \
+	VCVTPS2PD X4, Y4; \
+	VADDSD X3, acc, acc; \
+	VPERMILPD $1, X3, X5; \
+	VADDSD X5, acc, acc; \
+	VEXTRACTF128 $1, Y3, X5; \
+	VADDSD X5, acc, acc; \
+	VPERMILPD $1, X5, X5; \
+	VADDSD X5, acc, acc; \
+	VADDSD X4, acc, acc; \
+	VPERMILPD $1, X4, X5; \
+	VADDSD X5, acc, acc; \
+	VEXTRACTF128 $1, Y4, X5; \
+	VADDSD X5, acc, acc; \
+	VPERMILPD $1, X5, X5; \
+	VADDSD X5, acc, acc
+
 // func dotHalfTailAVX2(s float64, a, b *uint16, n int) float64
 // s plus a[i]*b[i] for i < n (a multiple of 8), each product exact in float
 // and added to s in float64 one at a time, in order.
@@ -465,26 +488,8 @@ TEXT ·dotHalfTailAVX2(SB), NOSPLIT, $0-40
 looptail:
 	CMPQ AX, CX
 	JGE donetail
-	VCVTPH2PS (SI)(AX*2), Y1
 	VCVTPH2PS (DI)(AX*2), Y2
-	VMULPS Y2, Y1, Y1
-	VCVTPS2PD X1, Y3
-	VEXTRACTF128 $1, Y1, X4
-	VCVTPS2PD X4, Y4
-	VADDSD X3, X0, X0
-	VPERMILPD $1, X3, X5
-	VADDSD X5, X0, X0
-	VEXTRACTF128 $1, Y3, X5
-	VADDSD X5, X0, X0
-	VPERMILPD $1, X5, X5
-	VADDSD X5, X0, X0
-	VADDSD X4, X0, X0
-	VPERMILPD $1, X4, X5
-	VADDSD X5, X0, X0
-	VEXTRACTF128 $1, Y4, X5
-	VADDSD X5, X0, X0
-	VPERMILPD $1, X5, X5
-	VADDSD X5, X0, X0
+	CHAIN8((SI)(AX*2), X0)
 	ADDQ $8, AX
 	JMP looptail
 donetail:
@@ -510,27 +515,6 @@ TEXT ·dotHalfTail4AVX2(SB), NOSPLIT, $0-40
 	VXORPD X7, X7, X7
 	VXORPD X8, X8, X8
 	XORQ AX, AX
-
-#define CHAIN8(kptr, acc) \
-	VCVTPH2PS kptr, Y1; \
-	VMULPS Y2, Y1, Y1; \
-	VCVTPS2PD X1, Y3; \
-	VEXTRACTF128 $1, Y1, X4; \
-	VCVTPS2PD X4, Y4; \
-	VADDSD X3, acc, acc; \
-	VPERMILPD $1, X3, X5; \
-	VADDSD X5, acc, acc; \
-	VEXTRACTF128 $1, Y3, X5; \
-	VADDSD X5, acc, acc; \
-	VPERMILPD $1, X5, X5; \
-	VADDSD X5, acc, acc; \
-	VADDSD X4, acc, acc; \
-	VPERMILPD $1, X4, X5; \
-	VADDSD X5, acc, acc; \
-	VEXTRACTF128 $1, Y4, X5; \
-	VADDSD X5, acc, acc; \
-	VPERMILPD $1, X5, X5; \
-	VADDSD X5, acc, acc
 
 loop4tail:
 	CMPQ AX, CX

@@ -226,6 +226,17 @@ func (j *Job) rows(r0, r1 int) {
 	}
 }
 
+// addBias adds Bias[r] to out[r] for r0 <= r < r1 (nothing without a bias).
+func (j *Job) addBias(out []float32, r0, r1 int) {
+	if j.Bias == nil {
+		return
+	}
+	out = out[:r1]
+	for r := r0; r < r1; r++ {
+		out[r] += j.Bias[r]
+	}
+}
+
 // rowsVNNI is rows for Q8 weights with the AVX-512 VNNI kernels.
 func (j *Job) rowsVNNI(r0, r1 int) {
 	w, in := j.W, j.In
@@ -245,13 +256,8 @@ func (j *Job) rowsVNNI(r0, r1 int) {
 	for ; t+8 <= in.T; t += 8 {
 		_ = j.Out[(t+7)*stride+r1-1]
 		dotQ8x8VNNI(&w.Q8.D[r0*nb], &w.Q8.Qs[r0*cols], &in.ec2[t/2*nb*32], &in.q2[t/2*nb*64], nb, nb*64, r1-r0, &j.Out[t*stride+r0], stride)
-		if j.Bias != nil {
-			for i := t; i < t+8; i++ {
-				out := j.Out[i*stride : i*stride+r1]
-				for r := r0; r < r1; r++ {
-					out[r] += j.Bias[r]
-				}
-			}
+		for i := t; i < t+8; i++ {
+			j.addBias(j.Out[i*stride:], r0, r1)
 		}
 	}
 	if in.T-t >= 4 {
@@ -275,11 +281,7 @@ func (j *Job) rowsVNNI(r0, r1 int) {
 			_ = out[r0+n4-1]
 			dotQ8r4VNNI(&w.Q8.D[r0*nb], &w.Q8.Qs[r0*cols], xe, &in.q.Qs[t*cols], &in.xc[t*in.ePer], nb, n4, &out[r0])
 			r = r0 + n4
-			if j.Bias != nil {
-				for i := r0; i < r; i++ {
-					out[i] += j.Bias[i]
-				}
-			}
+			j.addBias(out, r0, r)
 		}
 		for ; r < r1; r++ {
 			v := dotQ8VNNI(&w.Q8.D[r*nb], &w.Q8.Qs[r*cols], xe, xu, nb)

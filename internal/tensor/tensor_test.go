@@ -208,10 +208,12 @@ func TestQuantizeQ8(t *testing.T) {
 }
 
 // MatMul over a pool gives the serial products, for F32 and Q8 weights, in
-// one combined dispatch with bias and output stride.
+// one combined dispatch with bias and output stride. 13 tokens take every
+// Q8 kernel form (8 tokens, 4, then 1), and 130 rows the 4-row groups and
+// the single rows after them.
 func TestMatMulPool(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	const rows, cols, T = 130, 96, 9
+	const rows, cols, T = 130, 96, 13
 	w := NewF32(rows, cols, randVec(r, rows*cols))
 	wq, err := QuantizeMatrix(w)
 	if err != nil {
@@ -223,8 +225,8 @@ func TestMatMulPool(t *testing.T) {
 	bias := randVec(r, rows)
 	for _, threads := range []int{1, 2, 3} {
 		p := NewPool(threads)
-		outF, outQ := make([]float32, T*rows), make([]float32, T*(rows+3))
-		mm := MatMul{Jobs: []Job{{W: w, In: in, Out: outF, Bias: bias}, {W: wq, In: in, Out: outQ, OutStride: rows + 3}}}
+		outF, outQ, outQB := make([]float32, T*rows), make([]float32, T*(rows+3)), make([]float32, T*rows)
+		mm := MatMul{Jobs: []Job{{W: w, In: in, Out: outF, Bias: bias}, {W: wq, In: in, Out: outQ, OutStride: rows + 3}, {W: wq, In: in, Out: outQB, Bias: bias}}}
 		mm.Compute(p)
 		for tt := range T {
 			for rr := range rows {
@@ -236,6 +238,9 @@ func TestMatMulPool(t *testing.T) {
 				// of both operands, about 1% of the magnitudes here.
 				if d := math.Abs(float64(outQ[tt*(rows+3)+rr] - (want - bias[rr]))); d > 0.5 {
 					t.Fatalf("threads=%d Q8 [%d,%d] = %g, float %g", threads, tt, rr, outQ[tt*(rows+3)+rr], want-bias[rr])
+				}
+				if got, want := outQB[tt*rows+rr], outQ[tt*(rows+3)+rr]+bias[rr]; got != want {
+					t.Fatalf("threads=%d Q8 with bias [%d,%d] = %g, want %g", threads, tt, rr, got, want)
 				}
 			}
 		}
